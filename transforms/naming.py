@@ -1,0 +1,62 @@
+"""Deterministic names for generated variables.
+
+A `Namer` knows every name already used in a function (user names, globals it reads,
+earlier temporaries) and hands out fresh ones that say what they hold: ``sin_x``,
+``x_dot``, ``x_bar``; a clash adds ``_1``, ``_2``, ... Same input, same names.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+
+import gast
+
+_IDENT = re.compile(r"[^0-9a-zA-Z_]")
+
+
+def names_in(node) -> set[str]:
+    """Every identifier that appears in `node` (names, parameters, defs)."""
+    out = set()
+    for n in gast.walk(node):
+        if isinstance(n, gast.Name):
+            out.add(n.id)
+        elif isinstance(n, (gast.FunctionDef, gast.ClassDef)):
+            out.add(n.name)
+        elif isinstance(n, gast.alias):
+            out.add((n.asname or n.name).split(".")[0])
+    return out
+
+
+def clean(hint: str, limit: int = 20) -> str:
+    hint = _IDENT.sub("_", hint).strip("_") or "t"
+    if hint[0].isdigit():
+        hint = "t" + hint
+    if len(hint) > limit:
+        hint = hint[:limit].rstrip("_")
+    if keyword.iskeyword(hint):
+        hint += "_"
+    return hint
+
+
+class Namer:
+    def __init__(self, taken=()):
+        self.taken = set(taken)
+
+    def reserve(self, name: str) -> None:
+        self.taken.add(name)
+
+    def fresh(self, hint: str) -> str:
+        base = clean(hint)
+        if base not in self.taken:
+            self.taken.add(base)
+            return base
+        i = 1
+        while f"{base}_{i}" in self.taken:
+            i += 1
+        name = f"{base}_{i}"
+        self.taken.add(name)
+        return name
+
+    def child(self) -> "Namer":
+        return Namer(self.taken)

@@ -27,6 +27,45 @@ _MODULE_ALIASES = {"np", "numpy", "jnp", "math", "scipy", "sp", "ad", "s2sad", "
 _UNARY = {gast.USub: "neg", gast.UAdd: "pos", gast.Not: "not", gast.Invert: "invert"}
 
 
+def hint_of(node, temps=frozenset()) -> str:
+    """A short name that says what the operation `node` computes (`sin_x`, `mul_a`)."""
+    def user(n):
+        return isinstance(n, gast.Name) and n.id not in temps and len(n.id) <= 10
+
+    if isinstance(node, gast.Call):
+        f = node.func
+        base = f.attr if isinstance(f, gast.Attribute) else (f.id if isinstance(f, gast.Name) else "call")
+        if node.args and user(node.args[0]):
+            return f"{base}_{node.args[0].id}"
+        if (isinstance(f, gast.Attribute) and user(f.value)
+                and f.value.id not in _MODULE_ALIASES):
+            return f"{f.value.id}_{base}"
+        return base
+    if isinstance(node, gast.BinOp):
+        op = _BINOPS.get(type(node.op), "op")
+        if user(node.left):
+            return f"{op}_{node.left.id}"
+        if user(node.right):
+            return f"{op}_{node.right.id}"
+        return op
+    if isinstance(node, gast.UnaryOp):
+        op = _UNARY.get(type(node.op), "op")
+        return f"{op}_{node.operand.id}" if user(node.operand) else op
+    if isinstance(node, gast.Subscript):
+        return f"{node.value.id}_item" if user(node.value) else "item"
+    if isinstance(node, gast.Attribute):
+        return f"{node.value.id}_{node.attr}" if user(node.value) else node.attr
+    if isinstance(node, gast.Compare):
+        return "cond"
+    if isinstance(node, gast.Tuple):
+        return "tup"
+    if isinstance(node, gast.List):
+        return "lst"
+    if isinstance(node, gast.Dict):
+        return "dct"
+    return "t"
+
+
 class _Normalizer:
     def __init__(self, filename: str, namer: Namer):
         self.filename = filename
@@ -45,40 +84,7 @@ class _Normalizer:
         return n
 
     def hint_of(self, node) -> str:
-        def user(n):
-            return isinstance(n, gast.Name) and n.id not in self.temps
-        if isinstance(node, gast.Call):
-            f = node.func
-            base = f.attr if isinstance(f, gast.Attribute) else (f.id if isinstance(f, gast.Name) else "call")
-            if node.args and user(node.args[0]) and len(node.args[0].id) <= 10:
-                return f"{base}_{node.args[0].id}"
-            if (isinstance(f, gast.Attribute) and user(f.value) and len(f.value.id) <= 10
-                    and f.value.id not in _MODULE_ALIASES):
-                return f"{f.value.id}_{base}"
-            return base
-        if isinstance(node, gast.BinOp):
-            op = _BINOPS.get(type(node.op), "op")
-            if user(node.left) and len(node.left.id) <= 10:
-                return f"{op}_{node.left.id}"
-            if user(node.right) and len(node.right.id) <= 10:
-                return f"{op}_{node.right.id}"
-            return op
-        if isinstance(node, gast.UnaryOp):
-            op = _UNARY.get(type(node.op), "op")
-            return f"{op}_{node.operand.id}" if user(node.operand) else op
-        if isinstance(node, gast.Subscript):
-            return f"{node.value.id}_item" if user(node.value) else "item"
-        if isinstance(node, gast.Attribute):
-            return f"{node.value.id}_{node.attr}" if user(node.value) else node.attr
-        if isinstance(node, gast.Compare):
-            return "cond"
-        if isinstance(node, gast.Tuple):
-            return "tup"
-        if isinstance(node, gast.List):
-            return "lst"
-        if isinstance(node, gast.Dict):
-            return "dct"
-        return "t"
+        return hint_of(node, self.temps)
 
     def bind(self, value, out, target, loc):
         """Emit `target = value` (a fresh temporary if no target) and return the atom."""

@@ -1,0 +1,200 @@
+"""The public transforms: thin wrappers that ask the pipeline for generated code and
+handle pytrees at the boundary."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from s2sad.errors import TransformError
+from s2sad.runtime import helpers
+from s2sad.transforms import pipeline
+from s2sad.transforms.emit import emit, module_source
+from s2sad.transforms.values import SLeaf, count_leaves
+
+stop_gradient = helpers.stop_gradient
+
+
+def _is_float_leaf(x) -> bool:
+    return np.result_type(x).kind in "fc"
+
+
+def _check_tuple(name, value, what):
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{what} arguments to {name} must be tuples or lists; found "
+                        f"{type(value).__name__}.")
+
+
+def _leaf_shape_check(p, t, i):
+    if np.shape(p) != np.shape(t):
+        raise ValueError(f"jvp called with different primal and tangent shapes: primal leaf {i} "
+                         f"has shape {np.shape(p)} and its tangent {np.shape(t)}")
+
+
+def jvp(fun, primals, tangents, has_aux=False):
+    """``(primals_out, tangents_out)``: ``fun`` and its directional derivative at ``primals``
+    along ``tangents`` (``(primals_out, tangents_out, aux)`` with ``has_aux``)."""
+    _check_tuple("jvp", primals, "primal")
+    _check_tuple("jvp", tangents, "tangent")
+    if len(primals) != len(tangents):
+        raise TypeError(f"jvp called with {len(primals)} primals and {len(tangents)} tangents; "
+                        f"they must match")
+    skels = [pipeline.skeleton_of(p) for p in primals]
+    for i, (p, t) in enumerate(zip(primals, tangents)):
+        if pipeline.skeleton_of(t) != skels[i]:
+            raise TypeError(f"jvp called with primal and tangent arguments of different tree "
+                            f"structure (argument {i})")
+    spec = pipeline.primal_callee(fun, skels)
+    leaves, tleaves = [], []
+    for p, t, s in zip(primals, tangents, skels):
+        pipeline.leaves_of(p, s, leaves)
+        pipeline.leaves_of(t, s, tleaves)
+    for i, (p, t) in enumerate(zip(leaves, tleaves)):
+        _leaf_shape_check(p, t, i)
+    active = [_is_float_leaf(p) for p in leaves]
+    from s2sad.transforms.jvp import jvp_callee
+    jc = jvp_callee(spec, active)
+    gen = emit(jc)
+    targs = [np.array(t) if isinstance(t, np.ndarray) else t for t, a in zip(tleaves, active) if a]
+    flat = pipeline.result_leaves(jc, gen.fn(*leaves, *targs))
+    n_out = count_leaves(spec.out_skel)
+    outs = flat[:n_out]
+    tans = iter(flat[n_out:])
+    tangent_leaves = [next(tans) if a else helpers.zero_tangent(np.asarray(o) if np.ndim(o) else o)
+                      for o, a in zip(outs, jc.active_out)]
+    primal_out = pipeline.build_value(spec.out_skel, outs)
+    tangent_out = pipeline.build_value(spec.out_skel, tangent_leaves)
+    if has_aux:
+        if not (isinstance(primal_out, tuple) and len(primal_out) == 2):
+            raise TypeError("has_aux=True requires fun to return a pair (out, aux)")
+        return primal_out[0], tangent_out[0], primal_out[1]
+    return primal_out, tangent_out
+
+
+class Transformed:
+    """A transformed function: specialized and compiled per argument layout, cached."""
+
+    __s2sad_transform__ = True
+
+    def __init__(self, kind, fun, options, build):
+        self.kind = kind
+        self.fun = fun
+        self.options = options
+        self._build = build
+        self._specs: dict = {}
+        self._last = None
+        functools.update_wrapper(self, fun, updated=())
+        self.__name__ = f"{kind}({getattr(fun, '__name__', 'f')})"
+
+    def __repr__(self):
+        return f"<s2sad {self.kind} of {getattr(self.fun, '__name__', self.fun)!r}>"
+
+    def specialize(self, skels):
+        skels = tuple(skels)
+        callee = self._specs.get(skels)
+        if callee is None:
+            callee = self._build(self, skels)
+            self._specs[skels] = callee
+        self._last = callee
+        return callee
+
+    def default_callee(self):
+        if self._last is not None:
+            return self._last
+        n = _arity(self.fun)
+        return self.specialize(tuple(SLeaf() for _ in range(n)))
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            raise TypeError(f"{self.__name__} does not take keyword arguments; pass them "
+                            f"positionally or with functools.partial")
+        skels = tuple(pipeline.skeleton_of(a) for a in args)
+        self._check_args(args, skels)
+        callee = self.specialize(skels)
+        gen = emit(callee)
+        leaves = []
+        for a, s in zip(args, skels):
+            pipeline.leaves_of(a, s, leaves)
+        flat = pipeline.result_leaves(callee, gen.fn(*leaves))
+        return pipeline.build_value(callee.out_skel, flat)
+
+    def _check_args(self, args, skels):
+        nums = self.options.get("argnums")
+        if nums is None:
+            return
+        nums = (nums,) if isinstance(nums, int) else tuple(nums)
+        for a in nums:
+            if not -len(args) <= a < len(args):
+                raise TypeError(f"{self.kind} of a function called with {len(args)} positional "
+                                f"arguments cannot differentiate argument {a} (argnums={nums})")
+            for leaf in pipeline.leaves_of(args[a], skels[a]):
+                kind = np.result_type(leaf).kind
+                if kind not in "fc":
+                    raise TypeError(f"{self.kind} requires real- or complex-valued inputs (input "
+                                    f"dtype that is a sub-dtype of np.inexact), but got "
+                                    f"{np.result_type(leaf).name}. If you want to use integer-valued "
+                                    f"inputs, use vjp or set allow_int to True.")
+                if kind == "c" and not self.options.get("holomorphic", False) and self.kind != "jacfwd":
+                    pass
+
+
+def _arity(fun):
+    import inspect
+    target = getattr(fun, "fun", fun)
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return 1
+    return sum(1 for p in sig.parameters.values()
+               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty)
+
+
+def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
+    """The Jacobian of ``fun`` by forward mode; output shape ``out.shape + in.shape``,
+    pytrees on both sides."""
+    options = {"argnums": argnums, "has_aux": has_aux, "holomorphic": holomorphic}
+
+    def build(t, skels):
+        spec = pipeline.primal_callee(fun, skels)
+        return pipeline.jacfwd_callee(spec, argnums, has_aux)
+    return Transformed("jacfwd", fun, options, build)
+
+
+def source(fun, *example_args) -> str:
+    """The generated Python source behind ``fun`` (a transformed function, or a plain
+    function: its normalized, specialized form), every generated function it calls
+    included. With example arguments, the version specialized to their layout."""
+    if example_args:
+        skels = tuple(pipeline.skeleton_of(a) for a in example_args)
+        if getattr(fun, "__s2sad_transform__", False):
+            callee = fun.specialize(skels)
+        else:
+            callee = pipeline.primal_callee(fun, skels)
+    elif getattr(fun, "__s2sad_transform__", False):
+        callee = fun.default_callee()
+    elif hasattr(fun, "__s2sad__"):
+        return module_source(fun.__s2sad__)
+    else:
+        callee = pipeline.primal_callee(fun, tuple(SLeaf() for _ in range(_arity(fun))))
+    return module_source(emit(callee))
+
+
+def _not_yet(name, issue):
+    def fn(*args, **kwargs):
+        raise NotImplementedError(f"ad.{name} is not implemented yet ({issue})")
+    fn.__name__ = name
+    return fn
+
+
+grad = _not_yet("grad", "reverse mode")
+value_and_grad = _not_yet("value_and_grad", "reverse mode")
+vjp = _not_yet("vjp", "reverse mode")
+linearize = _not_yet("linearize", "reverse mode")
+jacrev = _not_yet("jacrev", "reverse mode")
+hessian = _not_yet("hessian", "reverse mode")
+vmap = _not_yet("vmap", "batching")
+jit = _not_yet("jit", "Numba compilation")
+checkpoint = _not_yet("checkpoint", "checkpointing")
+
+__all__ = ["jvp", "jacfwd", "stop_gradient", "source", "TransformError"]

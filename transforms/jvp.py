@@ -1,0 +1,473 @@
+"""JVP: forward mode. Each active statement is followed by its tangent statement(s).
+
+For ``y = prim(x, ...)`` the primitive's JVP template is inlined with the tangents
+``x_dot`` of the active arguments (a symbolic zero for the others); a call of another
+generated function becomes a call of its JVP (``y, y_dot = g_jvp(x, x_dot)``), specialized
+to which arguments are active; a `custom_jvp` function calls its rule; an in-place write
+``x[i] = v`` is mirrored by ``x_dot[i] = v_dot``. Control flow is kept as written.
+
+The result is a `Derived` callee: ``f_jvp(*params, *active_param_tangents)`` returning the
+primal outputs followed by the tangents of the active outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import gast
+
+from s2sad.errors import TransformError
+from s2sad.transforms import activity as activity_mod
+from s2sad.transforms import ir, ops
+from s2sad.transforms.naming import Namer, names_in
+from s2sad.transforms.templates import Zero
+from s2sad.transforms.values import SConst, SLeaf, STup, count_leaves
+
+_JVPS: dict = {}
+
+
+class Derived(ops.Callee):
+    """A generated function derived from another callee by a transform."""
+
+    def __init__(self, kind, base, name):
+        self.kind = kind
+        self.base = base
+        self.name = name
+        self.fdef = None
+        self.namespace = {}
+        self.params = []
+        self.arg_skels = ()
+        self.out_skel = None
+        self.active_in = ()
+        self.active_out = ()
+        self.filename = getattr(base, "filename", "<generated>")
+        self.custom = None
+        self.done = False
+        self.deps = []
+
+    def __repr__(self):
+        return f"<{self.kind} {self.name}>"
+
+
+def tangent_skel(out_skel, active_out):
+    """Layout of the tangent output: the primal layout with inactive leaves as None."""
+    flags = iter(active_out)
+
+    def walk(s):
+        if isinstance(s, SLeaf):
+            return SLeaf() if next(flags) else SConst(("NoneType", None), None)
+        if isinstance(s, STup):
+            return STup(s.kind, tuple(walk(i) for i in s.items))
+        from s2sad.transforms.values import SDict
+        if isinstance(s, SDict):
+            return SDict(s.keys, tuple(walk(i) for i in s.items))
+        return s
+    return walk(out_skel)
+
+
+def jvp_callee(callee, active_in) -> Derived:
+    """The JVP of `callee` for the given active parameters (cached)."""
+    active_in = tuple(bool(a) for a in active_in)
+    key = (id(callee), active_in)
+    hit = _JVPS.get(key)
+    if hit is not None and hit[0] is callee:
+        return hit[1]
+    custom = getattr(callee, "custom", None)
+    from s2sad.runtime.custom import custom_vjp
+    if isinstance(custom, custom_vjp):
+        raise TypeError("can't apply forward-mode autodiff (jvp) to a custom_vjp function.")
+    d = Derived("jvp", callee, f"{callee.name}_jvp")
+    _JVPS[key] = (callee, d)
+    try:
+        _JVPPass(callee, d, active_in).run()
+    except BaseException:
+        _JVPS.pop(key, None)
+        raise
+    return d
+
+
+def _callee_outputs(callee, mask, stmt):
+    d = jvp_callee(callee, mask)
+    if not d.done:  # recursion: assume every output is active
+        return [True] * max(1, count_leaves(callee.out_skel) if callee.out_skel is not None else 1)
+    return list(d.active_out)
+
+
+class _JVPPass:
+    def __init__(self, callee, derived, active_in):
+        self.c = callee
+        self.d = derived
+        self.active_in = active_in
+        self.ns = dict(callee.namespace)
+        self.namer = Namer(names_in(callee.fdef) | set(self.ns))
+        self.dots: dict = {}
+        self.filename = callee.filename
+        self.loc = None
+
+    def error(self, msg, hint=None):
+        return TransformError(msg, filename=self.filename, lineno=getattr(self.loc, "lineno", None),
+                              hint=hint)
+
+    def dot(self, var):
+        name = self.dots.get(var)
+        if name is None:
+            name = self.namer.fresh(f"{var}_dot")
+            self.dots[var] = name
+        return name
+
+    def run(self):
+        c, d = self.c, self.d
+        params = list(c.params)
+        active_params = {p for p, a in zip(params, self.active_in) if a}
+        self.act = activity_mod.analyze(c.fdef, self.ns, active_params, _callee_outputs, self.filename)
+        # Which outputs are active: any return of an active variable at that position.
+        n_out = count_leaves(c.out_skel)
+        flags = [False] * n_out
+        for r in _returns(c.fdef):
+            for i, a in enumerate(_return_atoms(r, n_out)):
+                if self.act.is_active_atom(a):
+                    flags[i] = True
+        d.active_out = tuple(flags)
+        d.active_in = self.active_in
+        for p in params:
+            self.namer.reserve(p)
+        tangent_params = [self.dot(p) for p in params if p in active_params]
+        body = self.block(c.fdef.body)
+        fdef = ir.function_def(d.name, params + tangent_params, body, loc=c.fdef)
+        ir.fill_empty_blocks(fdef)
+        d.fdef = fdef
+        d.namespace = prune_namespace(self.ns, fdef)
+        d.params = params + tangent_params
+        d.arg_skels = c.arg_skels
+        d.out_skel = STup(tuple, (c.out_skel, tangent_skel(c.out_skel, d.active_out)))
+        d.done = True
+
+    # ------------------------------------------------------------- helpers
+    def tangent_of(self, atom):
+        """Tangent atom of an argument: its `_dot` variable, or a symbolic zero."""
+        if isinstance(atom, gast.Name) and atom.id in self.act:
+            return ir.name(self.dot(atom.id))
+        return Zero(like=atom)
+
+    def zero_stmts(self, var, value=None):
+        """`var_dot = <zero>` for an active variable assigned an inactive value."""
+        if isinstance(value, gast.Constant) and isinstance(value.value, (int, float, complex, bool)):
+            z = ir.const(0j if isinstance(value.value, complex) else 0.0)
+            return [ir.assign(self.dot(var), z, self.loc)]
+        if isinstance(value, gast.List):
+            items = [self.zero_atom(e) for e in value.elts]
+            return [ir.assign(self.dot(var), gast.List(elts=items, ctx=gast.Load()), self.loc)]
+        return [ir.assign(self.dot(var), self.zeros_call(ir.name(var)), self.loc)]
+
+    def zeros_call(self, like):
+        from s2sad.runtime import helpers
+        self.ns["zero_tangent"] = helpers.zero_tangent
+        return ir.call(ir.name("zero_tangent"), [copy.deepcopy(like)])
+
+    def zero_atom(self, atom):
+        if isinstance(atom, gast.Name) and atom.id in self.act:
+            return ir.name(self.dot(atom.id))
+        if isinstance(atom, gast.Constant):
+            return ir.const(0j if isinstance(atom.value, complex) else 0.0)
+        return self.zeros_call(atom)
+
+    def materialize(self, t, out):
+        """A tangent atom for `t` (a Zero becomes an explicit zero)."""
+        if isinstance(t, Zero):
+            if t.like is None:
+                raise self.error("internal: a zero tangent without a shape")
+            name = self.namer.fresh("zeros")
+            out.append(ir.assign(name, self.zeros_call(t.like) if not isinstance(t.like, gast.Constant)
+                                 else ir.const(0.0), self.loc))
+            return ir.name(name)
+        return t
+
+    # ---------------------------------------------------------------- blocks
+    def block(self, stmts):
+        out = []
+        for s in stmts:
+            saved = self.loc
+            self.loc = s
+            try:
+                self.stmt(s, out)
+            except TransformError as e:
+                raise e.located(self.filename, getattr(s, "lineno", None))
+            finally:
+                self.loc = saved
+        return out
+
+    def stmt(self, s, out):
+        if isinstance(s, gast.Assign):
+            self.assign(s, out)
+        elif isinstance(s, gast.Expr):
+            self.expr_stmt(s, out)
+        elif isinstance(s, gast.If):
+            out.append(ir.copy_loc(gast.If(test=s.test, body=self.block(s.body),
+                                           orelse=self.block(s.orelse)), s))
+        elif isinstance(s, gast.For):
+            out.append(ir.copy_loc(gast.For(target=s.target, iter=s.iter, body=self.block(s.body),
+                                            orelse=[], type_comment=None), s))
+        elif isinstance(s, gast.While):
+            out.append(ir.copy_loc(gast.While(test=s.test, body=self.block(s.body), orelse=[]), s))
+        elif isinstance(s, gast.Try):
+            handlers = [ir.copy_loc(gast.ExceptHandler(type=h.type, name=h.name, body=self.block(h.body)), h)
+                        for h in s.handlers]
+            out.append(ir.copy_loc(gast.Try(body=self.block(s.body), handlers=handlers, orelse=[],
+                                            finalbody=[]), s))
+        elif isinstance(s, gast.Return):
+            self.return_stmt(s, out)
+        else:
+            out.append(s)
+
+    def return_stmt(self, s, out):
+        n_out = count_leaves(self.c.out_skel)
+        atoms = _return_atoms(s, n_out)
+        tangents = []
+        for a, flag in zip(atoms, self.d.active_out):
+            if flag:
+                tangents.append(self.materialize(self.tangent_of(a), out))
+        value = ir.tuple_(list(atoms) + tangents)
+        out.append(ir.copy_loc(gast.Return(value=value), s))
+
+    def expr_stmt(self, s, out):
+        v = s.value
+        out.append(s)
+        if isinstance(v, gast.Call) and isinstance(v.func, gast.Attribute) and v.func.attr == "append" \
+                and isinstance(v.func.value, gast.Name) and v.func.value.id in self.act:
+            lst = v.func.value.id
+            item = self.zero_atom(v.args[0])
+            out.append(ir.expr_stmt(ir.call(ir.attr(ir.name(self.dot(lst)), "append"), [item]), s))
+            return
+        if isinstance(v, gast.Call):
+            try:
+                op = ops.classify(v, self.ns)
+            except KeyError:
+                return
+            if op.kind == "call" and any(self.act.call_masks.get(id(s), ())):
+                out.pop()
+                self.user_call(s, op, [], out)
+
+    def assign(self, s, out):
+        target = s.targets[0]
+        if isinstance(target, gast.Subscript):
+            self.setitem(s, out)
+            return
+        outs = activity_mod.targets_of(s)
+        if not any(n in self.act for n in outs):
+            out.append(s)
+            return
+        op = ops.classify(s.value, self.ns)
+        if op.kind == "call":
+            if any(self.act.call_masks.get(id(s), ())):
+                self.user_call(s, op, outs, out)
+            else:
+                out.append(s)
+                for n in outs:
+                    if n in self.act:
+                        out.extend(self.zero_stmts(n))
+            return
+        prim = op.prim
+        inputs_active = any(isinstance(n, str) and n in self.act
+                            for p, a in op.args.items() if p != "idx"
+                            for n in _names(a))
+        (t,) = outs
+        if prim.nondiff or not inputs_active:
+            out.append(s)
+            out.extend(self.zero_stmts(t, s.value))
+            return
+        if prim.kind == "list":
+            out.append(s)
+            items = [self.zero_atom(e) for e in s.value.elts]
+            out.append(ir.assign(self.dot(t), gast.List(elts=items, ctx=gast.Load()), s))
+            return
+        if prim.name == "method.pop":
+            out.append(s)
+            lst = op.args["x"].id
+            call = ir.call(ir.attr(ir.name(self.dot(lst)), "pop"),
+                           [op.args["i"]] if "i" in op.args else [])
+            out.append(ir.assign(self.dot(t), call, s))
+            return
+        if prim.name == "method.copy":
+            out.append(s)
+            out.append(ir.assign(self.dot(t), ir.call(ir.attr(ir.name(self.dot(op.args["x"].id)), "copy"), []), s))
+            return
+        if prim.jvp is None:
+            raise self.error(f"{prim.label()} has no JVP rule")
+        self.inline_rule(s, t, prim, op, out)
+
+    def inline_rule(self, s, t, prim, op, out):
+        tpl = prim.jvp
+        bindings = {}
+        for p in tpl.params:
+            if p == "out":
+                continue
+            if p.endswith("_dot") and p[:-4] in prim.params:
+                base = p[:-4]
+                a = op.args.get(base)
+                bindings[p] = self.tangent_of(a) if a is not None else Zero()
+            elif p in op.args:
+                bindings[p] = op.args[p]
+        reads = set()
+        for p, a in op.args.items():
+            reads.update(_names(a))
+        conflict = t in reads
+        needs_out = "out" in tpl.params
+        if conflict and needs_out:
+            tmp = self.namer.fresh(t)
+            out.append(ir.assign(tmp, s.value, s))
+            bindings["out"] = ir.name(tmp)
+            stmts, res = tpl.inline(bindings, self.namer, self.ns, target=self.dot(t), loc=s)
+            out.extend(stmts)
+            self.finish_tangent(t, res, out)
+            out.append(ir.assign(t, ir.name(tmp), s))
+            return
+        if needs_out:
+            bindings["out"] = ir.name(t)
+        stmts, res = tpl.inline(bindings, self.namer, self.ns, target=self.dot(t), loc=s)
+        if conflict:
+            out.extend(stmts)
+            self.finish_tangent(t, res, out)
+            out.append(s)
+        else:
+            out.append(s)
+            out.extend(stmts)
+            self.finish_tangent(t, res, out)
+
+    def finish_tangent(self, t, res, out):
+        if isinstance(res, Zero):
+            out.extend(self.zero_stmts(t))
+
+    def setitem(self, s, out):
+        target = s.targets[0]
+        base = target.value.id
+        out.append(s)
+        if base not in self.act:
+            return
+        value = self.zero_atom(s.value)
+        sub = gast.Subscript(value=ir.name(self.dot(base)), slice=copy.deepcopy(target.slice),
+                             ctx=gast.Store())
+        out.append(ir.assign(sub, value, s))
+
+    def user_call(self, s, op, outs, out):
+        callee = op.callee
+        mask = self.act.call_masks.get(id(s))
+        custom = getattr(callee, "custom", None)
+        from s2sad.runtime.custom import custom_jvp, custom_vjp
+        if isinstance(custom, custom_vjp):
+            raise TypeError("can't apply forward-mode autodiff (jvp) to a custom_vjp function.")
+        if isinstance(custom, custom_jvp):
+            self.custom_call(s, op, outs, mask, custom, out)
+            return
+        jc = jvp_callee(callee, mask)
+        name = self._bind(jc)
+        args = list(op.call_args) + [ir.name(self.dot(a.id)) for a, m in zip(op.call_args, mask) if m]
+        flags = jc.active_out if jc.done else (True,) * len(outs or [None])
+        targets = [ir.store(n) for n in outs]
+        tangent_targets = []
+        for n, f in zip(outs, flags):
+            if f:
+                tangent_targets.append(ir.store(self.dot(n) if n in self.act else self.namer.fresh("unused_dot")))
+        all_targets = targets + tangent_targets
+        call = ir.call(ir.name(name), args)
+        if not all_targets:
+            out.append(ir.expr_stmt(call, s))
+        elif len(all_targets) == 1:
+            out.append(ir.assign(all_targets[0], call, s))
+        else:
+            out.append(ir.assign(ir.tuple_(all_targets, gast.Store()), call, s))
+        for n, f in zip(outs, flags):
+            if n in self.act and not f:
+                out.extend(self.zero_stmts(n))
+
+    def _bind(self, callee):
+        for k, v in self.ns.items():
+            if v is callee:
+                return k
+        name = callee.name
+        if name in self.ns or name in self.namer.taken:
+            name = self.namer.fresh(name)
+        self.namer.reserve(name)
+        self.ns[name] = callee
+        return name
+
+    def custom_call(self, s, op, outs, mask, cj, out):
+        """Forward mode through a custom_jvp function: call its rule."""
+        from s2sad.transforms.specialize import specialize_call, emitter
+        from s2sad.transforms.values import Const, Dyn, Tup, flatten, unflatten
+        spec = op.callee
+        if cj.jvp is None:
+            raise self.error(f"the custom_jvp function {spec.name} has no JVP rule",
+                             hint="define one with .defjvp(rule) or .defjvps(...)")
+        b = emitter(self.ns, self.namer, self.filename, s)
+
+        def av_of(atom):
+            if isinstance(atom, gast.Name):
+                if atom.id in self.ns:
+                    return Const(self.ns[atom.id], atom.id)
+                return Dyn(atom.id)
+            return Const(atom.value)
+
+        leaves = [av_of(a) for a in op.call_args]
+        pos = [0]
+        args = [unflatten(sk, leaves, pos) for sk in spec.arg_skels]
+        nondiff = set(cj.nondiff_argnums)
+        pre = []
+        tangent_leaves = []
+        for a in op.call_args:
+            tangent_leaves.append(Dyn(self.materialize(self.tangent_of(a), pre).id))
+        out.extend(pre)
+        pos = [0]
+        tangents = [unflatten(sk, tangent_leaves, pos) for sk in spec.arg_skels]
+        nd_args = [a for i, a in enumerate(args) if i in nondiff]
+        primals = Tup(tuple(a for i, a in enumerate(args) if i not in nondiff))
+        tans = Tup(tuple(a for i, a in enumerate(tangents) if i not in nondiff))
+        stmts = []
+        try:
+            rule_spec, rule_leaves = specialize_call(b, Const(cj.jvp), nd_args + [primals, tans], {}, stmts)
+            res = b.emit_call(rule_spec, rule_leaves, None, stmts, False)
+        except TransformError as e:
+            raise e
+        out.extend(stmts)
+        if not isinstance(res, Tup) or len(res.items) != 2:
+            raise self.error(f"the JVP rule of {spec.name} must return (primal_out, tangent_out)")
+        p_skel, p_leaves = flatten(res.items[0])
+        t_skel, t_leaves = flatten(res.items[1])
+        if len(p_leaves) != len(outs) and outs:
+            raise self.error(f"the JVP rule of {spec.name} returns a primal output of another "
+                             f"structure than the function")
+        if len(t_leaves) != len(p_leaves):
+            raise self.error(f"the JVP rule of {spec.name} returns a tangent output whose "
+                             f"structure differs from the primal output")
+        for n, pl, tl in zip(outs, p_leaves, t_leaves):
+            out.append(ir.assign(n, ir.name(pl.var), s))
+            if n in self.act:
+                out.append(ir.assign(self.dot(n), ir.name(tl.var), s))
+
+
+def _names(node):
+    return [n.id for n in gast.walk(node) if isinstance(n, gast.Name)]
+
+
+def prune_namespace(ns, fdef):
+    """Keep only the bindings the function's code refers to."""
+    used = {n.id for n in gast.walk(fdef) if isinstance(n, gast.Name)}
+    return {k: v for k, v in ns.items() if k in used}
+
+
+def _returns(fdef):
+    out = []
+    for n in gast.walk(fdef):
+        if isinstance(n, gast.Return):
+            out.append(n)
+    return out
+
+
+def _return_atoms(r, n_out):
+    v = r.value
+    if n_out == 0:
+        return []
+    if n_out == 1 and not isinstance(v, gast.Tuple):
+        return [v]
+    if isinstance(v, gast.Tuple):
+        return list(v.elts)
+    return [v]

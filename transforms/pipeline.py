@@ -1,0 +1,382 @@
+"""The pipeline: capture -> normalize -> specialize -> (jvp | ...) -> emit, written once.
+
+Everything a transform produces is a *callee*: a flat IR function with a namespace
+(`specialize.Spec` for user code, `jvp.Derived` for derivatives, drivers such as
+``f_jacfwd`` for Jacobians). Callees compose: the JVP of a callee is a callee, a driver
+calls callees, and a callee can be emitted, called, or transformed again.
+
+Drivers (the loops that build Jacobians out of JVPs) are generated as Python source
+over the flat arguments and specialized like user code, so they are readable in
+``ad.source`` and differentiable like everything else.
+"""
+
+from __future__ import annotations
+
+import inspect
+import linecache
+import types
+
+import numpy as np
+
+from s2sad.errors import TransformError
+from s2sad.transforms import ops
+from s2sad.transforms.values import (
+    SConst, SDict, SLeaf, STup, Const, Dyn, PartialV, Tup, TransformV, count_leaves, flatten,
+    is_namedtuple_class, leaf_paths, static_key)
+
+# ------------------------------------------------------------ values <-> layouts
+
+
+def skeleton_of(value):
+    """Layout of a Python argument: containers are structure, numbers/arrays are leaves,
+    anything else (functions, strings) is static."""
+    if isinstance(value, tuple) and is_namedtuple_class(type(value)):
+        return STup(type(value), tuple(skeleton_of(v) for v in value))
+    if type(value) in (tuple, list):
+        return STup(type(value), tuple(skeleton_of(v) for v in value))
+    if type(value) is dict:
+        keys = tuple(sorted(value, key=lambda k: (type(k).__name__, k)))
+        return SDict(keys, tuple(skeleton_of(value[k]) for k in keys))
+    if value is None:
+        return SConst(static_key(None), None)
+    if isinstance(value, (np.ndarray, np.generic, int, float, complex, bool)):
+        return SLeaf()
+    return SConst(static_key(value), value, getattr(value, "__name__", "c"))
+
+
+def leaves_of(value, skel, out=None):
+    if out is None:
+        out = []
+    if isinstance(skel, SLeaf):
+        out.append(value)
+    elif isinstance(skel, STup):
+        for v, s in zip(value, skel.items):
+            leaves_of(v, s, out)
+    elif isinstance(skel, SDict):
+        for k, s in zip(skel.keys, skel.items):
+            leaves_of(value[k], s, out)
+    return out
+
+
+def build_value(skel, leaves, pos=None):
+    """Python value from a layout and runtime leaves (outputs of generated code)."""
+    if pos is None:
+        pos = [0]
+    if isinstance(skel, SLeaf):
+        v = leaves[pos[0]]
+        pos[0] += 1
+        return v
+    if isinstance(skel, SConst):
+        return skel.value
+    if isinstance(skel, STup):
+        items = [build_value(s, leaves, pos) for s in skel.items]
+        if is_namedtuple_class(skel.kind):
+            return skel.kind(*items)
+        return skel.kind(items)
+    if isinstance(skel, SDict):
+        return {k: build_value(s, leaves, pos) for k, s in zip(skel.keys, skel.items)}
+    raise TypeError(f"cannot build a value of layout {skel!r}")
+
+
+def result_leaves(callee, result):
+    """The flat leaves returned by a compiled callee."""
+    n = count_leaves(callee.out_skel)
+    if n == 1 and isinstance(callee.out_skel, SLeaf):
+        return [result]
+    if n == 0:
+        return []
+    return list(result)
+
+
+# ------------------------------------------------------------- synthetic code
+
+_SYNTH: dict = {}
+
+
+def make_function(name, params, body, glb, tag=""):
+    """Compile generated Python source into a function (registered in linecache)."""
+    src = f"def {name}({', '.join(params)}):\n" + "".join(f"    {line}\n" for line in body)
+    filename = f"<s2sad {tag or name} {len(_SYNTH)}>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+    g = dict(glb)
+    g.setdefault("np", np)
+    g["__builtins__"] = __builtins__
+    exec(compile(src, filename, "exec"), g)
+    fn = g[name]
+    _SYNTH[filename] = fn
+    return fn
+
+
+def _param_names(fun, n):
+    try:
+        sig = inspect.signature(fun)
+        names = [p.name for p in sig.parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if len(names) >= n and all(nm.isidentifier() for nm in names[:n]):
+            return names[:n]
+    except (TypeError, ValueError):
+        pass
+    return [f"x{i}" for i in range(n)] if n > 1 else ["x"]
+
+
+def _fun_name(fun):
+    for f in (fun, getattr(fun, "func", None), getattr(fun, "fun", None)):
+        name = getattr(f, "__name__", None)
+        if name and name.isidentifier():
+            return name
+    return "f"
+
+
+def wrapper_for(fun, nargs):
+    """A plain Python function that calls `fun` with `nargs` positional arguments."""
+    key = (id(fun), nargs)
+    hit = _SYNTH.get(key)
+    if hit is not None and hit[0] is fun:
+        return hit[1]
+    from s2sad.runtime import registry
+    registry._load_rules()
+    prim = registry.lookup_object(fun)
+    if prim is not None:
+        params = list(prim.params[:nargs])
+        name = prim.name.split(".")[-1]
+    else:
+        params = _param_names(fun, nargs)
+        name = _fun_name(fun)
+    fn = make_function(name, params, [f"return __fun__({', '.join(params)})"], {"__fun__": fun},
+                       tag=f"wrapper {name}")
+    _SYNTH[key] = (fun, fn)
+    return fn
+
+
+def is_user_function(fun):
+    from s2sad.transforms.specialize import _is_library_function
+    return isinstance(fun, types.FunctionType) and not _is_library_function(fun)
+
+
+def primal_callee(fun, skels):
+    """The flat IR of `fun` specialized to argument layouts `skels`."""
+    from s2sad.transforms.specialize import specialize_top
+    if getattr(fun, "__s2sad_transform__", False):
+        return fun.specialize(tuple(skels))
+    if isinstance(fun, ops.Callee):
+        return fun
+    if is_user_function(fun) or hasattr(fun, "__s2sad__"):
+        return specialize_top(fun, tuple(skels))
+    if not callable(fun):
+        raise TypeError(f"expected a callable, got {type(fun).__name__}")
+    return specialize_top(wrapper_for(fun, len(skels)), tuple(skels))
+
+
+# --------------------------------------------------------------------- drivers
+
+def _arg_leaf_ranges(arg_skels):
+    out, pos = [], 0
+    for s in arg_skels:
+        n = count_leaves(s)
+        out.append((pos, pos + n))
+        pos += n
+    return out
+
+
+def _normalize_argnums(argnums, nargs):
+    if isinstance(argnums, int):
+        nums = (argnums,)
+    else:
+        nums = tuple(argnums)
+    for a in nums:
+        if not isinstance(a, int) or not -nargs <= a < nargs:
+            raise TypeError(f"argnums {argnums!r} out of range for a function of {nargs} "
+                            f"positional arguments")
+    return tuple(a % nargs for a in nums)
+
+
+class _Expr:
+    """Writes the Python expression that rebuilds a layout from leaf expressions."""
+
+    def __init__(self, glb):
+        self.glb = glb
+
+    def const(self, value):
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return repr(value)
+        name = f"__c{len(self.glb)}__"
+        self.glb[name] = value
+        return name
+
+    def build(self, skel, leaf_exprs, pos=None):
+        if pos is None:
+            pos = [0]
+        if isinstance(skel, SLeaf):
+            e = leaf_exprs[pos[0]]
+            pos[0] += 1
+            return e
+        if isinstance(skel, SConst):
+            return self.const(skel.value)
+        if isinstance(skel, STup):
+            items = [self.build(s, leaf_exprs, pos) for s in skel.items]
+            if is_namedtuple_class(skel.kind):
+                return f"{self.const(skel.kind)}({', '.join(items)})"
+            if skel.kind is list:
+                return f"[{', '.join(items)}]"
+            return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
+        if isinstance(skel, SDict):
+            items = [self.build(s, leaf_exprs, pos) for s in skel.items]
+            return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(skel.keys, items)) + "}"
+        raise TypeError(f"cannot write layout {skel!r}")
+
+
+def _flat_params(spec):
+    from s2sad.transforms.specialize import _leaf_kinds
+    kinds = []
+    for s in spec.arg_skels:
+        kinds.extend(_leaf_kinds(s))
+    kinds.extend([False] * (len(spec.params) - len(kinds)))
+    return [SLeaf(list=k) for k in kinds]
+
+
+def jacfwd_callee(spec, argnums=0, has_aux=False, name=None):
+    """Driver: the Jacobian of `spec` w.r.t. `argnums`, one JVP per input basis vector."""
+    from s2sad.transforms.jvp import jvp_callee
+    from s2sad.transforms.specialize import specialize_top
+    nargs = len(spec.arg_skels)
+    nums = _normalize_argnums(argnums, nargs)
+    ranges = _arg_leaf_ranges(spec.arg_skels)
+    params = list(spec.params)
+    out_skel = spec.out_skel
+    if has_aux:
+        if not (isinstance(out_skel, STup) and len(out_skel.items) == 2):
+            raise TypeError("has_aux=True requires the function to return a pair (out, aux)")
+        main_skel, aux_skel = out_skel.items
+    else:
+        main_skel, aux_skel = out_skel, None
+    n_main = count_leaves(main_skel)
+    glb = {}
+    ex = _Expr(glb)
+    base = name or spec.name
+    out_names = [f"out_{i}" for i in range(count_leaves(out_skel))]
+    body = []
+    glb["__f__"] = spec
+    if len(out_names) == 1:
+        body.append(f"{out_names[0]} = __f__({', '.join(params)})")
+    elif out_names:
+        body.append(f"{', '.join(out_names)} = __f__({', '.join(params)})")
+    from s2sad.runtime import helpers
+    glb["basis"] = helpers.basis
+    glb["jac_stack"] = helpers.jac_stack
+    glb["zeros_jac"] = helpers.zeros_jac
+    # jac[o][k]: expression of d out_o / d leaf k
+    jac = [dict() for _ in range(n_main)]
+    for a in nums:
+        lo, hi = ranges[a]
+        for k in range(lo, hi):
+            mask = [False] * len(params)
+            mask[k] = True
+            jc = jvp_callee(spec, mask)
+            jname = f"__jvp_{k}__"
+            glb[jname] = jc
+            active = jc.active_out[:n_main]
+            x = params[k]
+            col = [f"cols_{x}_{o}" for o in range(n_main)]
+            for o in range(n_main):
+                if active[o]:
+                    body.append(f"{col[o]} = []")
+            n_all = count_leaves(out_skel)
+            res_names = [f"_y{i}" for i in range(n_all)] + \
+                [f"{x}_col_{o}" for o, f in enumerate(jc.active_out) if f]
+            body.append(f"for j in range(np.size({x})):")
+            body.append(f"    {x}_dot = basis({x}, j)")
+            body.append(f"    {', '.join(res_names)}, = {jname}({', '.join(params)}, {x}_dot)")
+            for o in range(n_main):
+                if active[o]:
+                    body.append(f"    {col[o]}.append({x}_col_{o})")
+            for o in range(n_main):
+                if active[o]:
+                    jac[o][k] = f"jac_stack({col[o]}, {out_names[o]}, {x})"
+                else:
+                    jac[o][k] = f"zeros_jac({out_names[o]}, {x})"
+    # Jacobian layout: the output layout with each leaf replaced by the argnums layout.
+    in_skel = spec.arg_skels[nums[0]] if isinstance(argnums, int) else \
+        STup(tuple, tuple(spec.arg_skels[a] for a in nums))
+    leaf_index = []
+    for a in nums:
+        lo, hi = ranges[a]
+        leaf_index.extend(range(lo, hi))
+    per_out = [ex.build(in_skel, [jac[o][k] for k in leaf_index]) for o in range(n_main)]
+    result = ex.build(main_skel, per_out)
+    if has_aux:
+        aux = ex.build(aux_skel, out_names[n_main:])
+        result = f"({result}, {aux})"
+    body.append(f"return {result}")
+    fn = make_function(f"{base}_jacfwd", params, body, glb, tag="jacfwd")
+    return specialize_top(fn, tuple(_flat_params(spec)))
+
+
+# ---------------------------------------------- transforms met inside functions
+
+def _api():
+    from s2sad import api
+    return api
+
+
+def is_transform(obj) -> bool:
+    api = _api()
+    return obj in (api.grad, api.value_and_grad, api.jacfwd, api.jacrev, api.hessian, api.jvp,
+                   api.vjp, api.linearize, api.vmap, api.jit, api.checkpoint)
+
+
+def transform_value(b, obj, args, kwargs):
+    """``ad.jacfwd(g, argnums=1)`` inside a function -> a transform value (or, for
+    ``ad.jvp(g, primals, tangents)``, the call itself)."""
+    api = _api()
+    if obj is api.jvp:
+        return _jvp_inside(b, args, kwargs)
+    if not args:
+        raise b.error(f"{obj.__name__} needs a function")
+    options = {}
+    names = {api.grad: ("argnums", "has_aux", "holomorphic"),
+             api.value_and_grad: ("argnums", "has_aux", "holomorphic"),
+             api.jacfwd: ("argnums", "has_aux", "holomorphic"),
+             api.jacrev: ("argnums", "has_aux", "holomorphic"),
+             api.hessian: ("argnums", "holomorphic")}.get(obj, ())
+    for n, v in zip(names, args[1:]):
+        options[n] = v
+    options.update(kwargs)
+    opts = []
+    for k, v in sorted(options.items()):
+        if isinstance(v, Const):
+            opts.append((k, v.value))
+        elif isinstance(v, Tup) and all(isinstance(i, Const) for i in v.items):
+            opts.append((k, tuple(i.value for i in v.items)))
+        else:
+            raise b.error(f"the option {k!r} of {obj.__name__} must be known at transform time")
+    return TransformV(obj.__name__, args[0], tuple(opts))
+
+
+def _spec_for(b, fun_av, args, kwargs, out):
+    from s2sad.transforms.specialize import specialize_call
+    if isinstance(fun_av, Const) and getattr(fun_av.value, "__s2sad_transform__", False):
+        skels, leaves = [], []
+        for a in args:
+            s, _ = flatten(b._numbers_to_leaves(a, out, "arg", keep_ints=True), leaves)
+            skels.append(s)
+        return fun_av.value.specialize(tuple(skels)), leaves
+    if isinstance(fun_av, Const) and not (is_user_function(fun_av.value)
+                                          or hasattr(fun_av.value, "fun")):
+        fun_av = Const(wrapper_for(fun_av.value, len(args)))
+    return specialize_call(b, fun_av, args, kwargs, out)
+
+
+def call_transform(b, tv, args, kwargs, target, out):
+    if kwargs:
+        raise b.error(f"keyword arguments to a function returned by {tv.kind} are not supported")
+    spec, leaves = _spec_for(b, tv.func, args, {}, out)
+    opts = dict(tv.options)
+    if tv.kind == "jacfwd":
+        callee = jacfwd_callee(spec, opts.get("argnums", 0), opts.get("has_aux", False))
+    else:
+        raise b.error(f"{tv.kind} inside a differentiated function is not supported yet")
+    return b.emit_call(callee, leaves, target, out, False)
+
+
+def _jvp_inside(b, args, kwargs):
+    raise b.error("ad.jvp inside a differentiated function is not supported yet")

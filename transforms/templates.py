@@ -1,0 +1,307 @@
+"""Rules as templates: small Python functions whose bodies are inlined into generated code.
+
+A rule such as
+
+    @sin.defjvp
+    def _(x, x_dot):
+        return np.cos(x) * x_dot
+
+is parsed and normalized once. `Template.inline` substitutes the call's atoms for the
+parameters, gives the rule's temporaries fresh names in the target function, binds the
+rule's globals (``np``, helpers) in the target namespace, and propagates symbolic zeros:
+an inactive input's tangent is `Zero`, so ``x_dot * y + x * y_dot`` with ``y_dot`` zero
+inlines as ``x_dot * y`` alone. A keyword the call did not pass is `DEFAULT` and is left
+out of the calls it would have been passed to.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import gast
+
+from s2sad.errors import TransformError
+from s2sad.transforms import ir
+from s2sad.transforms.normalize import hint_of
+
+
+class Zero:
+    """A symbolic zero (tangent or cotangent) shaped like the atom `like`."""
+
+    def __init__(self, like=None):
+        self.like = like
+
+    def __repr__(self):
+        return "Zero"
+
+
+class _Default:
+    def __repr__(self):
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
+
+
+def is_zero(x) -> bool:
+    return isinstance(x, Zero)
+
+
+class Template:
+    def __init__(self, fn, prim=None):
+        from s2sad.transforms.capture import capture
+        from s2sad.transforms.normalize import normalize
+        self.fn = fn
+        self.prim = prim
+        cap = capture(fn)
+        node, _ = normalize(cap.node, cap.filename)
+        a = node.args
+        self.params = [p.id for p in a.posonlyargs + a.args + a.kwonlyargs]
+        self.defaults = {}
+        pos = a.posonlyargs + a.args
+        for p, d in zip(pos[len(pos) - len(a.defaults):], a.defaults):
+            self.defaults[p.id] = d.value if isinstance(d, gast.Constant) else None
+        self.body = node.body
+        self.globals = fn.__globals__
+        self.where = f"{cap.filename}:{node.lineno}"
+        local = {p for p in self.params}
+        for s in self.body:
+            if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name):
+                local.add(s.targets[0].id)
+            elif not isinstance(s, gast.Return):
+                raise ValueError(f"{self.where}: rule templates are straight-line code")
+        self.free = sorted({n for n in ir_names(self.body) if n not in local})
+
+    def __repr__(self):
+        return f"<template {self.where}>"
+
+    def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None):
+        """Inline the rule. Returns (statements, result) where result is an atom or Zero.
+
+        `bindings` maps every parameter to an atom (or index node), a `Zero` or DEFAULT.
+        With `target`, the result is assigned to that name (unless it is Zero).
+        """
+        from s2sad.transforms import ops
+        env = {}
+        for p in self.params:
+            if p in bindings:
+                env[p] = bindings[p]
+            elif p in self.defaults:
+                env[p] = DEFAULT
+            else:
+                raise TypeError(f"{self.where}: no binding for {p}")
+        for name in self.free:
+            obj = self.globals.get(name, ops.MISSING)
+            if obj is ops.MISSING:
+                import builtins
+                obj = getattr(builtins, name)
+            if name in namespace and namespace[name] is not obj:
+                raise TransformError(f"internal: the name {name!r} of rule {self.where} is "
+                                     f"bound to another object in the generated namespace")
+            namespace[name] = obj
+        created = set() if temps is None else temps
+        out = []
+        result = None
+        for s in self.body:
+            if isinstance(s, gast.Return):
+                result = _subst_atom(s.value, env, self)
+                break
+            zeros = {}
+            value = _subst(copy.deepcopy(s.value), env, self, zeros)
+            value, pre = _simplify(value, namespace, self, namer, created, loc, zeros)
+            out.extend(pre)
+            name = s.targets[0].id
+            if isinstance(value, Zero) or ir.is_atom(value):
+                env[name] = value
+                continue
+            new = namer.fresh(hint_of(value, created))
+            created.add(new)
+            out.append(ir.assign(new, value, loc))
+            env[name] = ir.name(new)
+        if result is None:
+            raise ValueError(f"{self.where}: a rule must end with return")
+        if target is not None and not isinstance(result, Zero):
+            result = _retarget(out, result, target, loc)
+        return out, result
+
+
+def ir_names(stmts):
+    out = []
+    for s in stmts:
+        for n in gast.walk(s):
+            if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load):
+                out.append(n.id)
+    return out
+
+
+def _retarget(out, result, target, loc):
+    if isinstance(result, gast.Name):
+        for i in range(len(out) - 1, -1, -1):
+            s = out[i]
+            if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name) \
+                    and s.targets[0].id == result.id:
+                later = [n for n in ir_names(out[i + 1:]) if n == result.id]
+                if not later:
+                    s.targets[0].id = target
+                    return ir.name(target)
+                break
+    out.append(ir.assign(target, result, loc))
+    return ir.name(target)
+
+
+def _subst_atom(node, env, tpl):
+    if isinstance(node, gast.Name) and node.id in env:
+        v = env[node.id]
+        if v is DEFAULT:
+            return ir.const(tpl.defaults.get(node.id))
+        return copy.deepcopy(v) if not isinstance(v, Zero) else v
+    return node
+
+
+
+_ZERO_PREFIX = "__zero"
+_DEFAULT_PREFIX = "__default_"
+
+
+class _Subst(gast.NodeTransformer):
+    """Replace parameters by their bindings; zeros and defaults become marker names
+    (``__zero3__``, ``__default_axis__``) resolved through `zeros`."""
+
+    def __init__(self, env, tpl, zeros):
+        self.env = env
+        self.tpl = tpl
+        self.zeros = zeros
+
+    def visit_Name(self, node):
+        if node.id in self.env:
+            v = self.env[node.id]
+            if v is DEFAULT:
+                return ir.name(f"{_DEFAULT_PREFIX}{node.id}__")
+            if isinstance(v, Zero):
+                key = f"{_ZERO_PREFIX}{len(self.zeros)}__"
+                self.zeros[key] = v
+                return ir.name(key)
+            return copy.deepcopy(v)
+        return node
+
+
+def _is_default(node):
+    return isinstance(node, gast.Name) and node.id.startswith(_DEFAULT_PREFIX)
+
+
+def _subst(value, env, tpl, zeros):
+    value = _Subst(env, tpl, zeros).visit(value)
+    # Drop keywords whose value is DEFAULT; other DEFAULTs become the default constant.
+    for n in gast.walk(value):
+        if isinstance(n, gast.Call):
+            n.keywords = [k for k in n.keywords if not _is_default(k.value)]
+            if any(_is_default(a) for a in n.args):
+                i = next(i for i, a in enumerate(n.args) if _is_default(a))
+                n.args = n.args[:i]
+    return _FillDefaults(tpl).visit(value)
+
+
+class _FillDefaults(gast.NodeTransformer):
+    def __init__(self, tpl):
+        self.tpl = tpl
+
+    def visit_Name(self, node):
+        if _is_default(node):
+            return ir.const(self.tpl.defaults.get(node.id[len(_DEFAULT_PREFIX):-2]))
+        return node
+
+
+def materialize(zero: Zero, namer, loc, namespace):
+    """Statements that make an explicit zero for a symbolic zero."""
+    from s2sad.runtime import helpers
+    like = zero.like
+    if like is None:
+        raise TransformError("internal: a symbolic zero without a shape reached a non-linear "
+                             "position in a rule")
+    if isinstance(like, gast.Constant):
+        return [], ir.const(0j if isinstance(like.value, complex) else 0.0)
+    namespace["zero_tangent"] = helpers.zero_tangent
+    name = namer.fresh("zeros")
+    stmt = ir.assign(name, ir.call(ir.name("zero_tangent"), [copy.deepcopy(like)]), loc)
+    return [stmt], ir.name(name)
+
+
+def _zero_of(node, zeros):
+    if isinstance(node, gast.Name) and node.id in zeros:
+        return zeros[node.id]
+    return None
+
+
+def _fold(value):
+    """Fold an operation on constants (`2 - 1` -> 1) and drop `x ** 1`, `x * 1`."""
+    if isinstance(value, gast.BinOp):
+        l, r = value.left, value.right
+        if isinstance(l, gast.Constant) and isinstance(r, gast.Constant):
+            from s2sad.runtime.registry import BINOP_FUNCS
+            from s2sad.transforms import ops
+            try:
+                return ir.const(BINOP_FUNCS[ops.BINOP_KEYS[type(value.op)]](l.value, r.value))
+            except Exception:
+                return value
+        if isinstance(r, gast.Constant) and r.value == 1 and not isinstance(r.value, bool) \
+                and isinstance(value.op, (gast.Pow, gast.Mult, gast.Div)):
+            return l
+        if isinstance(l, gast.Constant) and l.value == 1 and not isinstance(l.value, bool) \
+                and isinstance(value.op, gast.Mult):
+            return r
+    if isinstance(value, gast.UnaryOp) and isinstance(value.operand, gast.Constant) \
+            and isinstance(value.op, gast.USub) and not isinstance(value.operand.value, bool):
+        return ir.const(-value.operand.value)
+    return value
+
+
+def _simplify(value, namespace, tpl, namer, created, loc, zeros):
+    """Propagate symbolic zeros through one operation. Returns (value, pre-statements)."""
+    from s2sad.transforms import ops
+    present = [n.id for n in gast.walk(value) if isinstance(n, gast.Name) and n.id in zeros]
+    if not present:
+        return _fold(value), []
+    if isinstance(value, gast.Name):
+        return zeros[value.id], []
+    if isinstance(value, gast.BinOp):
+        key = ops.BINOP_KEYS[type(value.op)]
+        lz, rz = _zero_of(value.left, zeros), _zero_of(value.right, zeros)
+        if key == "add":
+            if lz and rz:
+                return lz, []
+            return (value.right if lz else value.left), []
+        if key == "sub":
+            if lz and rz:
+                return lz, []
+            if rz:
+                return value.left, []
+            return gast.UnaryOp(op=gast.USub(), operand=value.right), []
+        if key in ("mul", "matmul"):
+            return (lz or rz), []
+        if key == "div" and lz and not rz:
+            return lz, []
+    if isinstance(value, gast.UnaryOp) and isinstance(value.op, (gast.USub, gast.UAdd)):
+        return _zero_of(value.operand, zeros), []
+    try:
+        op = ops.classify(value, namespace)
+    except (KeyError, TypeError):
+        op = None
+    if op is not None and op.kind == "prim":
+        prim = op.prim
+        zero_params = [p for p, a in op.args.items()
+                       if any(isinstance(n, gast.Name) and n.id in zeros for n in gast.walk(a))]
+        linear_present = [p for p in prim.linear if p in op.args]
+        if zero_params and set(zero_params) <= set(prim.linear):
+            if prim.bilinear or set(zero_params) >= set(linear_present):
+                return zeros[present[0]], []
+    # Otherwise make explicit zeros for the symbolic ones.
+    pre = []
+
+    class _Mat(gast.NodeTransformer):
+        def visit_Name(self, node):
+            if node.id in zeros:
+                stmts, atom = materialize(zeros[node.id], namer, loc, namespace)
+                pre.extend(stmts)
+                return atom
+            return node
+    return _Mat().visit(value), pre

@@ -41,7 +41,7 @@ class Example:
 class Primitive:
     def __init__(self, name, obj=None, *, spelling=None, params=("x",), defaults=None,
                  kind="call", elementwise=False, linear=(), bilinear=False, nondiff=False,
-                 complex=True, numba=True, static=(), keyword_only=(), doc=""):
+                 complex=True, numba=True, static=(), keyword_only=(), outputs=None, doc=""):
         self.name = name
         self.obj = obj
         self.spelling = spelling
@@ -56,6 +56,8 @@ class Primitive:
         self.numba = numba
         self.static = tuple(static)  # parameters that must be known at transform time
         self.keyword_only = tuple(keyword_only)  # never passed positionally
+        # for primitives that return a tuple: outputs(bound_args) -> number of results
+        self.outputs = outputs
         self.doc = doc
         self.jvp = None
         self.transpose: dict = {}

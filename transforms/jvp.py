@@ -143,10 +143,19 @@ class _JVPPass:
         d.done = True
 
     # ------------------------------------------------------------- helpers
-    def tangent_of(self, atom):
-        """Tangent atom of an argument: its `_dot` variable, or a symbolic zero."""
+    def tangent_of(self, atom, pre=None):
+        """Tangent of an argument: its `_dot` variable, a tuple of tangents for a tuple
+        literal (zeros made explicit into `pre`), or a symbolic zero."""
         if isinstance(atom, gast.Name) and atom.id in self.act:
             return ir.name(self.dot(atom.id))
+        if isinstance(atom, (gast.Tuple, gast.List)):
+            elts = [self.tangent_of(e, pre) for e in atom.elts]
+            if all(isinstance(e, Zero) for e in elts):
+                return Zero(like=atom)
+            if pre is None:
+                raise self.error("internal: tuple tangent without a statement list")
+            elts = [self.materialize(e, pre) for e in elts]
+            return type(atom)(elts=elts, ctx=gast.Load())
         return Zero(like=atom)
 
     def zero_stmts(self, var, value=None):
@@ -270,10 +279,12 @@ class _JVPPass:
         inputs_active = any(isinstance(n, str) and n in self.act
                             for p, a in op.args.items() if p != "idx"
                             for n in _names(a))
-        (t,) = outs
+        t = outs[0]
         if prim.nondiff or not inputs_active:
             out.append(s)
-            out.extend(self.zero_stmts(t, s.value))
+            for n in outs:
+                if n in self.act:
+                    out.extend(self.zero_stmts(n, s.value if len(outs) == 1 else None))
             return
         if prim.kind == "list":
             out.append(s)
@@ -293,49 +304,67 @@ class _JVPPass:
             return
         if prim.jvp is None:
             raise self.error(f"{prim.label()} has no JVP rule")
-        self.inline_rule(s, t, prim, op, out)
+        self.inline_rule(s, outs, prim, op, out)
 
-    def inline_rule(self, s, t, prim, op, out):
+    def inline_rule(self, s, outs, prim, op, out):
+        """Inline the primitive's JVP template after (or, when the statement overwrites an
+        argument, before) the primal statement."""
         tpl = prim.jvp
+        pre = []
         bindings = {}
         for p in tpl.params:
             if p == "out":
                 continue
             if p.endswith("_dot") and p[:-4] in prim.params:
-                base = p[:-4]
-                a = op.args.get(base)
-                bindings[p] = self.tangent_of(a) if a is not None else Zero()
+                a = op.args.get(p[:-4])
+                bindings[p] = self.tangent_of(a, pre) if a is not None else Zero()
             elif p in op.args:
                 bindings[p] = op.args[p]
         reads = set()
-        for p, a in op.args.items():
+        for a in op.args.values():
             reads.update(_names(a))
-        conflict = t in reads
+        conflict = any(t in reads for t in outs)
         needs_out = "out" in tpl.params
+        multi = len(outs) > 1 or isinstance(s.targets[0], gast.Tuple)
+        target = None if multi else self.dot(outs[0])
+        out.extend(pre)
         if conflict and needs_out:
-            tmp = self.namer.fresh(t)
-            out.append(ir.assign(tmp, s.value, s))
-            bindings["out"] = ir.name(tmp)
-            stmts, res = tpl.inline(bindings, self.namer, self.ns, target=self.dot(t), loc=s)
+            tmps = [self.namer.fresh(t) for t in outs]
+            lhs = ir.tuple_([ir.store(n) for n in tmps], gast.Store()) if multi else ir.store(tmps[0])
+            out.append(ir.assign(lhs, s.value, s))
+            bindings["out"] = ir.tuple_([ir.name(n) for n in tmps]) if multi else ir.name(tmps[0])
+            stmts, res = tpl.inline(bindings, self.namer, self.ns, target=target, loc=s)
             out.extend(stmts)
-            self.finish_tangent(t, res, out)
-            out.append(ir.assign(t, ir.name(tmp), s))
+            self.finish_tangents(outs, res, out)
+            for t, n in zip(outs, tmps):
+                out.append(ir.assign(t, ir.name(n), s))
             return
         if needs_out:
-            bindings["out"] = ir.name(t)
-        stmts, res = tpl.inline(bindings, self.namer, self.ns, target=self.dot(t), loc=s)
+            bindings["out"] = ir.tuple_([ir.name(t) for t in outs]) if multi else ir.name(outs[0])
+        stmts, res = tpl.inline(bindings, self.namer, self.ns, target=target, loc=s)
         if conflict:
             out.extend(stmts)
-            self.finish_tangent(t, res, out)
+            self.finish_tangents(outs, res, out)
             out.append(s)
         else:
             out.append(s)
             out.extend(stmts)
-            self.finish_tangent(t, res, out)
+            self.finish_tangents(outs, res, out)
 
-    def finish_tangent(self, t, res, out):
-        if isinstance(res, Zero):
-            out.extend(self.zero_stmts(t))
+    def finish_tangents(self, outs, res, out):
+        if len(outs) == 1 and not isinstance(res, tuple):
+            if isinstance(res, Zero):
+                out.extend(self.zero_stmts(outs[0]))
+            return
+        if not isinstance(res, tuple) or len(res) != len(outs):
+            raise self.error("internal: a multi-output rule must return one tangent per output")
+        for t, r in zip(outs, res):
+            if t not in self.act:
+                continue
+            if isinstance(r, Zero):
+                out.extend(self.zero_stmts(t))
+            else:
+                out.append(ir.assign(self.dot(t), r, self.loc))
 
     def setitem(self, s, out):
         target = s.targets[0]

@@ -2057,6 +2057,9 @@ def _numpy_spelling(obj):
         for sub in ("linalg", "fft", "random"):
             mod = getattr(np, sub)
             _NP_NAMES.setdefault(id(mod), (mod, f"np.{sub}"))
+    name = getattr(obj, "__name__", None)
+    if isinstance(name, str) and getattr(np, name, None) is obj:
+        return f"np.{name}"
     hit = _NP_NAMES.get(id(obj))
     if hit is not None and hit[0] is obj:
         return hit[1]

@@ -108,6 +108,11 @@ class Template:
                 break
             zeros = {}
             value = _subst(copy.deepcopy(s.value), env, self, zeros)
+            if isinstance(value, gast.Tuple):
+                # A tuple of results (multi-output rules): kept symbolic, element-wise.
+                env[s.targets[0].id] = tuple(zeros.get(e.id, e) if isinstance(e, gast.Name) else e
+                                             for e in value.elts)
+                continue
             value, pre = _simplify(value, namespace, self, namer, created, loc, zeros)
             out.extend(pre)
             name = s.targets[0].id
@@ -120,9 +125,28 @@ class Template:
             env[name] = ir.name(new)
         if result is None:
             raise ValueError(f"{self.where}: a rule must end with return")
+        out = _drop_dead(out, result)
+        if isinstance(result, tuple):
+            return out, result
         if target is not None and not isinstance(result, Zero):
             result = _retarget(out, result, target, loc)
         return out, result
+
+
+def _drop_dead(stmts, result):
+    """Remove rule statements whose values are not used (rules are pure)."""
+    live = set()
+    for r in (result if isinstance(result, tuple) else (result,)):
+        if isinstance(r, gast.AST):
+            live.update(n.id for n in gast.walk(r) if isinstance(n, gast.Name))
+    kept = []
+    for s in reversed(stmts):
+        t = s.targets[0]
+        if isinstance(t, gast.Name) and t.id not in live:
+            continue
+        kept.append(s)
+        live.update(n.id for n in gast.walk(s.value) if isinstance(n, gast.Name))
+    return list(reversed(kept))
 
 
 def ir_names(stmts):
@@ -154,7 +178,9 @@ def _subst_atom(node, env, tpl):
         v = env[node.id]
         if v is DEFAULT:
             return ir.const(tpl.defaults.get(node.id))
-        return copy.deepcopy(v) if not isinstance(v, Zero) else v
+        if isinstance(v, (Zero, tuple)):
+            return v
+        return copy.deepcopy(v)
     return node
 
 
@@ -233,7 +259,11 @@ def _zero_of(node, zeros):
 
 
 def _fold(value):
-    """Fold an operation on constants (`2 - 1` -> 1) and drop `x ** 1`, `x * 1`."""
+    """Fold an operation on constants (`2 - 1` -> 1), drop `x ** 1`, `x * 1`, and pick
+    an element of a tuple of outputs (`out[1]` in a multi-output rule)."""
+    if isinstance(value, gast.Subscript) and isinstance(value.value, gast.Tuple) \
+            and isinstance(value.slice, gast.Constant) and isinstance(value.slice.value, int):
+        return value.value.elts[value.slice.value]
     if isinstance(value, gast.BinOp):
         l, r = value.left, value.right
         if isinstance(l, gast.Constant) and isinstance(r, gast.Constant):

@@ -145,7 +145,7 @@ lcopy = register("method.copy", kind="method", params=("x",), linear=("x",))
 
 astype = register("method.astype", kind="method", params=("x", "dtype"), elementwise=True,
                   linear=("x",), doc="x.astype(dtype)")
-astype.example("x.astype(np.float64)", x=real(3))
+astype.example("x.astype(np.float64)", x=real(3), complex=False)
 
 
 @astype.defjvp

@@ -161,6 +161,21 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
     return Transformed("jacfwd", fun, options, build)
 
 
+def jvp_function(fun):
+    """``fun`` -> its JVP as a function ``f_jvp(*primals, *tangents)`` (every floating
+    argument active); used by ``s2sad dump -t jvp`` and composable like any transform."""
+
+    def build(t, skels):
+        from s2sad.transforms.jvp import jvp_callee
+        n = len(skels) // 2
+        spec = pipeline.primal_callee(fun, skels[:n])
+        return jvp_callee(spec, [True] * len(spec.params))
+
+    t = Transformed("jvp", fun, {}, build)
+    t.default_callee = lambda: t.specialize(tuple(SLeaf() for _ in range(2 * _arity(fun))))
+    return t
+
+
 def source(fun, *example_args) -> str:
     """The generated Python source behind ``fun`` (a transformed function, or a plain
     function: its normalized, specialized form), every generated function it calls

@@ -683,71 +683,23 @@ class Builder:
         return self.loop(out, setup, s.body, make)
 
     def iter_loop(self, s, tname, it, out):
-        """for v in seq / zip(...) / enumerate(...) / reversed(...) -> a counted loop."""
-        seqs = it.args
-        kind = it.kind
-        if kind == "enumerate":
-            seqs = (it.args[0],)
-        for q in seqs:
-            if isinstance(q, (Tup, DictV)):
-                raise self.error("zip/enumerate over a tuple or dict known at transform time "
-                                 "is not supported", hint="loop over range(len(...)) instead")
-            if isinstance(q, IterV):
-                raise self.error("nested zip/enumerate/reversed iterators are not supported")
+        """for v in seq / zip(...) / enumerate(...) / reversed(...) (nested too) -> a
+        counted loop ``for i in range(n)`` whose body starts by reading the elements."""
         names = _unpack_names(s)
-        if kind == "enumerate" and names and names[0] is not None:
+        if it.kind == "enumerate" and names and names[0] is not None:
             k = names[0]
             pre = []
             self.before_write(k, pre)
             out.extend(pre)
         else:
             k = self.namer.fresh("i")
-        len_name = self.bind_const(len, "len")
-        lens = [ir.call(ir.name(len_name), [self.emit_atom(q)]) for q in seqs]
-        if len(lens) == 1:
-            n_atom = lens[0]
-        else:
-            n_atom = ir.call(ir.name(self.bind_const(min, "min")), lens)
-        start = it.args[1] if kind == "enumerate" and len(it.args) > 1 else None
-        if kind == "reversed":
-            n = self.namer.fresh("n")
-            out.append(ir.assign(n, n_atom, self.loc))
-            m1 = self.namer.fresh("last")
-            out.append(ir.assign(m1, gast.BinOp(left=ir.name(n), op=gast.Sub(), right=ir.const(1)), self.loc))
-            rng = ir.call(ir.name(self.bind_const(range, "range")),
-                          [ir.name(m1), ir.const(-1), ir.const(-1)])
-        else:
-            rng = ir.call(ir.name(self.bind_const(range, "range")), [n_atom])
+        n_atom = self._iter_len(it, out)
+        rng = ir.call(ir.name(self.bind_const(range, "range")), [n_atom])
+        top_seq = it.kind == "seq" and not _is_unpack_temp(s)
 
         def setup(body_out):
             self.scope.env[k] = Dyn(k)
-            items = []
-            elem_names = (names[1:] if kind == "enumerate" else names) if names else None
-            for j, q in enumerate(seqs):
-                suggested = elem_names[j] if elem_names and j < len(elem_names) else None
-                if kind == "seq":
-                    name = tname if not _is_unpack_temp(s) else \
-                        self.namer.fresh(f"{q.var if isinstance(q, (Dyn, RtList)) else 'seq'}_item")
-                elif suggested is not None:
-                    name = suggested
-                else:
-                    name = self.namer.fresh(f"{q.var if isinstance(q, (Dyn, RtList)) else 'seq'}_item")
-                self.before_write(name, body_out)
-                sub = gast.Subscript(value=self.emit_atom(q), slice=ir.name(k), ctx=gast.Load())
-                body_out.append(ir.assign(name, sub, self.loc))
-                items.append(Dyn(name))
-            if kind == "enumerate":
-                idx = Dyn(k)
-                if start is not None and not (isinstance(start, Const) and start.value == 0):
-                    iname = self.namer.fresh("i")
-                    body_out.append(ir.assign(iname, gast.BinOp(left=ir.name(k), op=gast.Add(),
-                                                                right=self.emit_atom(start)), self.loc))
-                    idx = Dyn(iname)
-                value = Tup((idx, items[0]))
-            elif kind == "zip":
-                value = Tup(tuple(items))
-            else:
-                value = items[0]
+            value = self._iter_elem(it, Dyn(k), body_out, names, tname if top_seq else None)
             self.bind_var(tname, value, body_out)
 
         def make(body_out):
@@ -755,6 +707,72 @@ class Builder:
                             orelse=[], type_comment=None)
             return ir.copy_loc(node, s)
         return self.loop(out, setup, s.body, make)
+
+    def _iter_len(self, it, out):
+        """An expression for the number of elements of an iterator (statements into out)."""
+        len_name = self.bind_const(len, "len")
+        if it.kind == "seq":
+            q = it.args[0]
+            if isinstance(q, (Tup, DictV)):
+                raise self.error("zip/enumerate over a tuple or dict known at transform time "
+                                 "is not supported", hint="loop over range(len(...)) instead")
+            return ir.call(ir.name(len_name), [self.emit_atom(q)])
+        if it.kind == "range":
+            r = ir.call(ir.name(self.bind_const(range, "range")), [self.emit_atom(a) for a in it.args])
+            return ir.call(ir.name(len_name), [r])
+        if it.kind == "zip":
+            lens = [self._iter_len(_as_iter(a), out) for a in it.args]
+            return lens[0] if len(lens) == 1 else ir.call(ir.name(self.bind_const(min, "min")), lens)
+        if it.kind in ("enumerate", "reversed"):
+            n = self._iter_len(_as_iter(it.args[0]), out)
+            if it.kind == "reversed":
+                name = self.namer.fresh("n")
+                out.append(ir.assign(name, n, self.loc))
+                self._reversed_n = getattr(self, "_reversed_n", {})
+                self._reversed_n[id(it)] = name
+                return ir.name(name)
+            return n
+        raise self.error(f"cannot loop over a {it.kind} object")
+
+    def _iter_elem(self, it, idx, out, names=None, name=None):
+        """The element at index `idx` (an AV) of an iterator, reading arrays into `out`."""
+        if it.kind == "seq":
+            q = it.args[0]
+            if name is None:
+                name = self.namer.fresh(f"{q.var if isinstance(q, (Dyn, RtList)) else 'seq'}_item")
+            self.before_write(name, out)
+            sub = gast.Subscript(value=self.emit_atom(q), slice=self.emit_atom(idx), ctx=gast.Load())
+            out.append(ir.assign(name, sub, self.loc))
+            return Dyn(name)
+        if it.kind == "range":
+            a = it.args
+            start = a[0] if len(a) > 1 else Const(0)
+            step = a[2] if len(a) > 2 else Const(1)
+            v = idx
+            if not (isinstance(step, Const) and step.value == 1):
+                v = self.binop(gast.BinOp(left=_AVAtom(v), op=gast.Mult(), right=_AVAtom(step)), None, out)
+            if not (isinstance(start, Const) and start.value == 0):
+                v = self.binop(gast.BinOp(left=_AVAtom(start), op=gast.Add(), right=_AVAtom(v)), None, out)
+            return v
+        if it.kind == "zip":
+            items = []
+            for j, a in enumerate(it.args):
+                sug = names[j] if names and j < len(names) else None
+                items.append(self._iter_elem(_as_iter(a), idx, out, None, sug))
+            return Tup(tuple(items))
+        if it.kind == "enumerate":
+            start = it.args[1] if len(it.args) > 1 else Const(0)
+            i = idx
+            if not (isinstance(start, Const) and start.value == 0):
+                i = self.binop(gast.BinOp(left=_AVAtom(idx), op=gast.Add(), right=_AVAtom(start)), None, out)
+            sug = names[1] if names and len(names) > 1 else None
+            return Tup((i, self._iter_elem(_as_iter(it.args[0]), idx, out, None, sug)))
+        if it.kind == "reversed":
+            n = self._reversed_n[id(it)]
+            last = self.binop(gast.BinOp(left=ir.name(n), op=gast.Sub(), right=ir.const(1)), None, out)
+            ri = self.binop(gast.BinOp(left=_AVAtom(last), op=gast.Sub(), right=_AVAtom(idx)), None, out)
+            return self._iter_elem(_as_iter(it.args[0]), ri, out, names, name)
+        raise self.error(f"cannot loop over a {it.kind} object")
 
     def unrolled(self, tname, items, body, out) -> bool:
         for item in items:
@@ -1216,6 +1234,11 @@ class Builder:
         handler = _BUILTINS.get(id(obj))
         if handler is not None and handler[0] is obj:
             return handler[1](self, args, kwargs, target, out, discard)
+        if isinstance(obj, functools.partial):
+            inner = self.from_static(obj.func, getattr(obj.func, "__name__", "f"))
+            pargs = tuple(self.from_static(a, f"arg{i}") for i, a in enumerate(obj.args))
+            pkw = tuple(sorted((k, self.from_static(v, k)) for k, v in obj.keywords.items()))
+            return self.call(PartialV(inner, pargs, pkw), args, kwargs, target, out, discard)
         if obj is functools.partial:
             if not args:
                 raise self.error("partial needs a function")
@@ -1716,12 +1739,29 @@ def _closure_snapshot(b, clo: Closure):
             v = frame.env[name]
             if isinstance(v, Undefined):
                 continue
-            cap[name] = v
+            cap[name] = _freeze(b, v)
         elif name in frame.captured:
-            cap[name] = frame.captured[name]
+            cap[name] = _freeze(b, frame.captured[name])
         elif name in frame.closure:
             cap[name] = b.from_static(frame.closure[name], name)
     return cap
+
+
+def _freeze(b, av):
+    """Closures inside a value that read their defining scope live get a snapshot."""
+    if isinstance(av, Closure) and av.frame is not None:
+        return Closure(av.fdef, av.name, None, _closure_snapshot(b, av), av.defaults,
+                       av.kw_defaults, av.globals, av.builtins, av.filename, av.decorators)
+    if isinstance(av, Tup):
+        return Tup(tuple(_freeze(b, i) for i in av.items), av.kind)
+    if isinstance(av, DictV):
+        return DictV(av.keys, tuple(_freeze(b, i) for i in av.items))
+    if isinstance(av, PartialV):
+        return PartialV(_freeze(b, av.func), tuple(_freeze(b, a) for a in av.args),
+                        tuple((k, _freeze(b, v)) for k, v in av.kwargs))
+    if isinstance(av, TransformV):
+        return TransformV(av.kind, _freeze(b, av.func), av.options)
+    return av
 
 
 def specialize_call(b, f, args, kwargs, out):
@@ -1760,7 +1800,7 @@ def specialize_call(b, f, args, kwargs, out):
         pass
     params = _bind_params(b, fdef, args, kwargs, defaults, kwd, fname)
     # Numbers passed as arguments are runtime values of the callee.
-    params = [(p, b._numbers_to_leaves(v, out, p, keep_ints=True)) for p, v in params]
+    params = [(p, _freeze(b, b._numbers_to_leaves(v, out, p, keep_ints=True))) for p, v in params]
     skels, leaves = [], []
     for p, v in params:
         s, _ = flatten(v, leaves)
@@ -2073,6 +2113,12 @@ def _assigned_names(stmts):
             if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store):
                 out.add(n.id)
     return out
+
+
+def _as_iter(av):
+    if isinstance(av, IterV):
+        return av
+    return IterV("seq", (av,))
 
 
 def _is_unpack_temp(for_node) -> bool:

@@ -20,6 +20,7 @@ from s2sad.errors import TransformError
 from s2sad.transforms import activity as activity_mod
 from s2sad.transforms import ir, ops
 from s2sad.transforms.naming import Namer, names_in
+from s2sad.transforms.simplify import simplify
 from s2sad.transforms.templates import Zero
 from s2sad.transforms.values import SConst, SLeaf, STup, count_leaves
 
@@ -76,7 +77,12 @@ def jvp_callee(callee, active_in) -> Derived:
     from s2sad.runtime.custom import custom_vjp
     if isinstance(custom, custom_vjp):
         raise TypeError("can't apply forward-mode autodiff (jvp) to a custom_vjp function.")
-    d = Derived("jvp", callee, f"{callee.name}_jvp")
+    name = f"{callee.name}_jvp"
+    if not all(active_in) and any(active_in):
+        which = [p for p, a in zip(callee.params, active_in) if a]
+        suffix = "_".join(which)
+        name += "_" + (suffix if len(suffix) <= 20 else f"{len(which)}args")
+    d = Derived("jvp", callee, name)
     _JVPS[key] = (callee, d)
     try:
         _JVPPass(callee, d, active_in).run()
@@ -135,6 +141,7 @@ class _JVPPass:
         body = self.block(c.fdef.body)
         fdef = ir.function_def(d.name, params + tangent_params, body, loc=c.fdef)
         ir.fill_empty_blocks(fdef)
+        simplify(fdef, self.ns)
         d.fdef = fdef
         d.namespace = prune_namespace(self.ns, fdef)
         d.params = params + tangent_params

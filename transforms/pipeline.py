@@ -253,7 +253,8 @@ def jacfwd_callee(spec, argnums=0, has_aux=False, name=None):
     glb = {}
     ex = _Expr(glb)
     base = name or spec.name
-    out_names = [f"out_{i}" for i in range(count_leaves(out_skel))]
+    n_all = count_leaves(out_skel)
+    out_names = ["out"] if n_all == 1 else [f"out_{i}" for i in range(n_all)]
     body = []
     glb["__f__"] = spec
     if len(out_names) == 1:
@@ -272,23 +273,23 @@ def jacfwd_callee(spec, argnums=0, has_aux=False, name=None):
             mask = [False] * len(params)
             mask[k] = True
             jc = jvp_callee(spec, mask)
-            jname = f"__jvp_{k}__"
+            jname = jc.name
             glb[jname] = jc
             active = jc.active_out[:n_main]
             x = params[k]
-            col = [f"cols_{x}_{o}" for o in range(n_main)]
+            col = [f"cols_{x}" if n_main == 1 else f"cols_{x}_{o}" for o in range(n_main)]
             for o in range(n_main):
                 if active[o]:
                     body.append(f"{col[o]} = []")
-            n_all = count_leaves(out_skel)
-            res_names = [f"_y{i}" for i in range(n_all)] + \
-                [f"{x}_col_{o}" for o, f in enumerate(jc.active_out) if f]
+            res_names = ["_" if n_all == 1 else f"_{i}" for i in range(n_all)] + \
+                [(f"{out_names[o]}_dot" if n_main == 1 else f"{out_names[o]}_dot") for o, f in
+                 enumerate(jc.active_out) if f]
             body.append(f"for j in range(np.size({x})):")
             body.append(f"    {x}_dot = basis({x}, j)")
             body.append(f"    {', '.join(res_names)}, = {jname}({', '.join(params)}, {x}_dot)")
             for o in range(n_main):
                 if active[o]:
-                    body.append(f"    {col[o]}.append({x}_col_{o})")
+                    body.append(f"    {col[o]}.append({out_names[o]}_dot)")
             for o in range(n_main):
                 if active[o]:
                     jac[o][k] = f"jac_stack({col[o]}, {out_names[o]}, {x})"

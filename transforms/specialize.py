@@ -449,9 +449,10 @@ class Builder:
     # --------------------------------------------------------------- blocks
     def block(self, stmts, out) -> bool:
         """Specialize statements into `out`; returns whether the end is reachable."""
-        for s in stmts:
+        for i, s in enumerate(stmts):
             saved = self.loc
             self.loc = s
+            self._next = stmts[i + 1:]
             try:
                 reach = self.stmt(s, out)
             except TransformError as e:
@@ -1438,8 +1439,7 @@ class Builder:
             return self.emit_value(call, target if not discard else None, out,
                                    hint_node=ir.call(callee.name, []))
         base = target or callee.name
-        names = leaf_paths(skel, base)
-        names = [self.namer.fresh(n_) for n_ in names]
+        names = self._unpacked_names(target, n) or [self.namer.fresh(n_) for n_ in leaf_paths(skel, base)]
         for n_ in names:
             self.before_write(n_, out)
         out.append(ir.assign(ir.tuple_([ir.store(n_) for n_ in names], gast.Store()), call, self.loc))
@@ -1450,6 +1450,27 @@ class Builder:
         """Call a user function (or closure): specialize it to the argument layout."""
         spec, leaves = specialize_call(self, f, args, kwargs, out)
         return self.emit_call(spec, leaves, target, out, discard)
+
+
+def _unpacked_names(self, target, n):
+    """`t = call(); a = t[0]; b = t[1]` (normalized unpacking): use a, b for the results."""
+    if target is None:
+        return None
+    names = []
+    for stmt in getattr(self, "_next", [])[:n]:
+        if (isinstance(stmt, gast.Assign) and isinstance(stmt.targets[0], gast.Name)
+                and isinstance(stmt.value, gast.Subscript) and isinstance(stmt.value.value, gast.Name)
+                and stmt.value.value.id == target and isinstance(stmt.value.slice, gast.Constant)
+                and stmt.value.slice.value == len(names)):
+            names.append(stmt.targets[0].id)
+        else:
+            return None
+    if len(names) != n or len(set(names)) != n or any(nm in self.pins for nm in names):
+        return None
+    return names
+
+
+Builder._unpacked_names = _unpacked_names
 
 
 class _Method:

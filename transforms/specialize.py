@@ -729,6 +729,7 @@ class Builder:
             if it.kind == "reversed":
                 name = self.namer.fresh("n")
                 out.append(ir.assign(name, n, self.loc))
+                self.scope.env[name] = Dyn(name)
                 self._reversed_n = getattr(self, "_reversed_n", {})
                 self._reversed_n[id(it)] = name
                 return ir.name(name)
@@ -819,7 +820,7 @@ class Builder:
         return self.loop(out, setup, s.body, make)
 
     def return_stmt(self, s, out):
-        av = self.atom(s.value)
+        av = _freeze(self, self.atom(s.value))
         av = self._numbers_to_leaves(av, out)
         skel, leaves = flatten(av)
         self.out_skels.append(skel)
@@ -879,32 +880,40 @@ class Builder:
                      and v not in self.pins}
         if conflicts:
             self.pin(conflicts, [env], out)
-        entry = self.scope.copy_env()
-        body_out = []
-        reach_b = self.block(s.body, body_out)
-        ends = [self.scope.env] if reach_b else []
-        handlers = []
-        for h in s.handlers:
-            self.scope.env = dict(entry)
-            htype = None
-            if h.type is not None:
-                t = self.atom(h.type)
-                htype = self.emit_atom(t) if not isinstance(t, Const) else \
-                    ir.dotted(self.bind_const(t.value, getattr(t.value, "__name__", "exc")))
-                if isinstance(t, Tup):
-                    htype = ir.tuple_([ir.dotted(self.bind_const(i.value, i.value.__name__)) for i in t.items])
-            if h.name is not None:
-                self.scope.env[h.name] = Dyn(h.name)
-            h_out = []
-            reach_h = self.block(h.body, h_out)
-            if reach_h:
-                ends.append(self.scope.env)
-            handlers.append(ir.copy_loc(gast.ExceptHandler(type=htype, name=ir.store(h.name) if h.name else None,
-                                                           body=h_out or [gast.Pass()]), h))
-        conflicts = _conflicts(ends)
-        if conflicts:
-            raise self.error("variables assigned in a try body and its handlers must keep the "
-                             "same kind of value", hint="assign the same kind of value in both")
+        for _ in range(6):
+            entry = self.scope.copy_env()
+            body_out = []
+            reach_b = self.block(s.body, body_out)
+            ends = [self.scope.env] if reach_b else []
+            handlers = []
+            for h in s.handlers:
+                self.scope.env = dict(entry)
+                htype = None
+                if h.type is not None:
+                    t = self.atom(h.type)
+                    if isinstance(t, Tup):
+                        htype = ir.tuple_([ir.dotted(self.bind_const(i.value, i.value.__name__))
+                                           for i in t.items])
+                    elif isinstance(t, Const):
+                        htype = ir.dotted(self.bind_const(t.value, getattr(t.value, "__name__", "exc")))
+                    else:
+                        htype = self.emit_atom(t)
+                if h.name is not None:
+                    self.scope.env[h.name] = Dyn(h.name)
+                h_out = []
+                reach_h = self.block(h.body, h_out)
+                if reach_h:
+                    ends.append(self.scope.env)
+                handlers.append(ir.copy_loc(gast.ExceptHandler(
+                    type=htype, name=ir.store(h.name) if h.name else None,
+                    body=h_out or [gast.Pass()]), h))
+            conflicts = _conflicts(ends)
+            if not conflicts:
+                break
+            self.scope.env = entry
+            self.pin(conflicts, ends, out)
+        else:
+            raise self.error("internal: try/except layouts did not settle")
         out.append(ir.copy_loc(gast.Try(body=body_out or [gast.Pass()], handlers=handlers,
                                         orelse=[], finalbody=[]), s))
         self.scope.env = _merge(ends) if ends else entry

@@ -91,11 +91,15 @@ class Transformed:
         return f"<s2sad {self.kind} of {getattr(self.fun, '__name__', self.fun)!r}>"
 
     def specialize(self, skels):
+        """The generated callee for arguments of layout `skels` (cached; rebuilt when a
+        global or closure value the code was specialized to has changed)."""
         skels = tuple(skels)
-        callee = self._specs.get(skels)
-        if callee is None:
+        hit = self._specs.get(skels)
+        if hit is not None and pipeline.deps_valid(hit[1]):
+            callee = hit[0]
+        else:
             callee = self._build(self, skels)
-            self._specs[skels] = callee
+            self._specs[skels] = (callee, pipeline.deps_of(callee))
         self._last = callee
         return callee
 

@@ -234,8 +234,60 @@ def _flat_params(spec):
     return [SLeaf(list=k) for k in kinds]
 
 
+_DRIVERS: dict = {}
+
+
+def cached_driver(kind, spec, options, build):
+    """Drivers are cached by the callee they drive and their options."""
+    key = (kind, id(spec), options)
+    hit = _DRIVERS.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    driver = build()
+    _DRIVERS[key] = (spec, driver)
+    return driver
+
+
+def deps_of(callee, seen=None):
+    """Every (mapping, name, object) that generated code behind `callee` relied on."""
+    if seen is None:
+        seen = set()
+    if id(callee) in seen:
+        return []
+    seen.add(id(callee))
+    out = list(getattr(callee, "deps", ()))
+    base = getattr(callee, "base", None)
+    if base is not None:
+        out.extend(deps_of(base, seen))
+    for obj in callee.namespace.values():
+        if isinstance(obj, ops.Callee):
+            out.extend(deps_of(obj, seen))
+    return out
+
+
+def deps_valid(deps) -> bool:
+    for mapping, name, obj in deps:
+        if isinstance(mapping, types.CellType):
+            try:
+                if mapping.cell_contents is not obj:
+                    return False
+            except ValueError:
+                return False
+        elif mapping.get(name, _NOTHING) is not obj:
+            return False
+    return True
+
+
+_NOTHING = object()
+
+
 def jacfwd_callee(spec, argnums=0, has_aux=False, name=None):
     """Driver: the Jacobian of `spec` w.r.t. `argnums`, one JVP per input basis vector."""
+    key = (argnums if isinstance(argnums, int) else tuple(argnums), has_aux, name)
+    return cached_driver("jacfwd", spec, key, lambda: _jacfwd_callee(spec, argnums, has_aux, name))
+
+
+def _jacfwd_callee(spec, argnums, has_aux, name):
     from s2sad.transforms.jvp import jvp_callee
     from s2sad.transforms.specialize import specialize_top
     nargs = len(spec.arg_skels)

@@ -136,11 +136,8 @@ def normalized_of(fn):
     if hit is not None and hit[0].fn.__code__ is fn.__code__:
         return hit
     cap = capture(fn)
-    if cap.generated:
-        hit = (cap, cap.node, Namer(names_in(cap.node)))
-    else:
-        node, namer = normalize(cap.node, cap.filename)
-        hit = (cap, node, namer)
+    node, namer = normalize(cap.node, cap.filename)  # generated code too: it is Python
+    hit = (cap, node, namer)
     _NORMALIZED[key] = hit
     return hit
 
@@ -1976,24 +1973,22 @@ def specialize_top(fn, arg_skels, name=None, custom_obj=None):
     skels = list(arg_skels)
     dummy = Builder(Spec(None, fn, cap.name, cap.filename),
                     Scope(cap.globals, cap.builtins, cap.closure, None, cap.filename), namer.child())
-    for p in pos[len(arg_skels):]:
+    # Parameters not passed take their defaults, baked in as values known at transform time.
+    kwonly = [p.id for p in fdef.args.kwonlyargs]
+    for p in pos[len(arg_skels):] + kwonly:
         if p not in cap.defaults:
             raise TypeError(f"{cap.name}() missing required argument {p!r}")
-        v = dummy.from_static(cap.defaults[p], p)
-        if isinstance(v, Const) and _runtime_ok(v.value):
-            skels.append(SLeaf())
-        else:
-            skels.append(flatten(v)[0])
+        skels.append(flatten(dummy.from_static(cap.defaults[p], p))[0])
     spec = Spec(key, fn, name or cap.name, cap.filename)
     spec.custom = custom_obj
     _SPECS[key] = spec
     try:
-        build_spec(spec, fdef, cap.globals, cap.builtins, cap.closure, {}, pos, skels, [],
+        build_spec(spec, fdef, cap.globals, cap.builtins, cap.closure, {}, pos + kwonly, skels, [],
                    namer.child(), cap.filename, cells=_cells_of(fn))
     except BaseException:
         _SPECS.pop(key, None)
         raise
-    spec.n_user_args = len(arg_skels)
+    spec.arg_skels = tuple(arg_skels)
     return spec
 
 

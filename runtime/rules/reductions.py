@@ -1,0 +1,485 @@
+"""Reductions, scans and sorting: sum, mean, prod, max/min (amax/amin), cumsum, cumprod,
+var, std, median, sort, and the non-differentiable argmax, argmin, argsort, any, all,
+count_nonzero.
+
+Conventions (JAX's):
+- max/min split the derivative evenly between tied extrema:
+  ``d max(a) = sum(a_dot * (a == max)) / count(a == max)`` per reduced group;
+- var/std of complex input are real: ``d |z|^2 = 2 Re(conj(z) dz)``;
+- sort and median route the derivative through the elements they pick (a tie picks one);
+- prod is exact at zeros to first order (products of the *other* elements, no division).
+
+Rules only call registered primitives, so derivatives can be differentiated again. The
+module-level helpers below (`expand_reduced`, `prod_others`, `cumprod_tangent`,
+`median_weights`, `take_along`) are primitives too. Inside rules the user's ``keepdims`` is
+passed through but never introduced, and means are written as ``np.sum(..) / n``
+(Numba has neither ``keepdims=True`` nor ``np.mean(x, axis=...)``).
+"""
+
+import operator
+
+import numpy as np
+
+from s2sad.runtime.domains import Domain, bools, const, distinct, ints, pos, real
+from s2sad.runtime.registry import alias, register
+
+try:  # NumPy >= 2
+    from numpy.lib.array_utils import normalize_axis_tuple as _normalize_axis_tuple
+except ImportError:  # pragma: no cover - NumPy 1.x
+    from numpy.core.numeric import normalize_axis_tuple as _normalize_axis_tuple
+
+
+# ------------------------------------------------------------------ axis utilities
+
+def _axes(ndim, axis):
+    """The reduced axes as a sorted tuple of non-negative ints (axis None = all)."""
+    if axis is None:
+        return tuple(range(ndim))
+    if not isinstance(axis, (tuple, list)):
+        axis = (operator.index(axis),)
+    return tuple(sorted(_normalize_axis_tuple(tuple(axis), ndim)))
+
+
+def _to_groups(a, axis):
+    """View `a` as a 2-d array (others, reduced): one row per reduced group.
+
+    Returns (groups, restore) where restore(g) maps an array shaped like `groups` back to
+    the shape and axis order of `a`.
+    """
+    a = np.asarray(a)
+    axes = _axes(a.ndim, axis)
+    keep = [i for i in range(a.ndim) if i not in axes]
+    perm = keep + list(axes)
+    t = np.transpose(a, perm)
+    m = int(np.prod([a.shape[i] for i in keep], dtype=np.int64))
+    n = int(np.prod([a.shape[i] for i in axes], dtype=np.int64))
+    inverse = np.argsort(perm)
+
+    def restore(g):
+        return np.transpose(np.reshape(g, t.shape), inverse)
+    return np.reshape(t, (m, n)), restore
+
+
+def _float_dtype(*xs):
+    """The dtype of a derivative of `xs`: their result type, at least floating."""
+    return np.result_type(*[np.asarray(x).dtype for x in xs], np.float16)
+
+
+# ------------------------------------------------------------------ helpers (primitives)
+
+def expand_reduced(y, like, axis=None, keepdims=False):
+    """Reshape `y`, a reduction of `like` over `axis`, so that it broadcasts against `like`
+    (the shape ``keepdims=True`` would have given). ``keepdims=True`` or ``axis=None``
+    (a scalar broadcasts already) return `y` unchanged."""
+    if keepdims or axis is None:
+        return y
+    shape = np.shape(like)
+    axes = _axes(len(shape), axis)
+    return np.reshape(y, tuple(1 if i in axes else s for i, s in enumerate(shape)))
+
+
+def prod_others(a, axis=None):
+    """For each element of `a`, the product of the *other* elements of its reduced group
+    (shaped like `a`): the derivative of ``np.prod(a, axis)``. Computed from exclusive
+    prefix and suffix products, so it is exact when `a` contains zeros."""
+    g, restore = _to_groups(a, axis)
+    g = g.astype(_float_dtype(g), copy=False)
+    left = np.ones_like(g)
+    right = np.ones_like(g)
+    if g.shape[1] > 1:
+        left[:, 1:] = np.cumprod(g[:, :-1], axis=1)
+        right[:, :-1] = np.cumprod(g[:, :0:-1], axis=1)[:, ::-1]
+    r = restore(left * right)
+    return r if np.ndim(a) else r[()]
+
+
+def cumprod_tangent(a, t, axis=None):
+    """The derivative of ``np.cumprod(a, axis)`` along `t` (linear in `t`).
+
+    Without zeros in `a` this is ``cumprod(a) * cumsum(t / a)``; with zeros the recurrence
+    ``d_i = d_{i-1} a_i + p_{i-1} t_i`` (p = cumprod(a)) is run along the axis, which is exact.
+    """
+    a = np.asarray(a)
+    t = np.asarray(t)
+    if axis is None:
+        a = np.ravel(a)
+        t = np.ravel(t)
+        axis = 0
+    dtype = _float_dtype(a, t)
+    if np.all(a != 0):
+        return (np.cumprod(a, axis=axis) * np.cumsum(t / a, axis=axis)).astype(dtype, copy=False)
+    am = np.moveaxis(a, axis, 0)
+    tm = np.moveaxis(np.broadcast_to(t, a.shape), axis, 0)
+    d = np.empty(am.shape, dtype=dtype)
+    if am.shape[0]:
+        p = am[0].astype(dtype)
+        acc = tm[0].astype(dtype)
+        d[0] = acc
+        for i in range(1, am.shape[0]):
+            acc = acc * am[i] + p * tm[i]
+            p = p * am[i]
+            d[i] = acc
+    return np.moveaxis(d, 0, axis)
+
+
+def median_weights(a, axis=None):
+    """Weights w shaped like `a` with ``np.median(a, axis) == np.sum(w * a, axis)``: 1 at
+    the middle element of each group (1/2 at the two middle ones for an even count)."""
+    g, restore = _to_groups(a, axis)
+    n = g.shape[1]
+    order = np.argsort(g, axis=1, kind="stable")
+    w = np.zeros(g.shape)
+    if n:
+        if n % 2:
+            np.put_along_axis(w, order[:, n // 2:n // 2 + 1], 1.0, axis=1)
+        else:
+            np.put_along_axis(w, order[:, n // 2 - 1:n // 2 + 1], 0.5, axis=1)
+    r = restore(w)
+    return r if np.ndim(a) else r[()]
+
+
+def take_along(x, idx, axis=-1):
+    """``np.take_along_axis(x, idx, axis)`` (axis None: of the flattened x)."""
+    return np.take_along_axis(np.asarray(x), idx, axis=axis)
+
+
+# ------------------------------------------------------------------ test domains
+
+def distinct_c(*shape):
+    """Distinct real parts (sort/median pick unique elements); small imaginary parts when
+    complex (NumPy orders complex numbers by real part first)."""
+    base = distinct(*shape)
+
+    def fn(rng, c):
+        x = base(rng, False)
+        if c:
+            x = x + 0.3j * rng.uniform(-1, 1, np.shape(x))
+            return x if np.shape(x) else complex(x)
+        return x
+    return Domain(fn, f"distinct_c{shape}")
+
+
+def nonzero_vals(*shape):
+    """Real values with |x| in (0.5, 1.5) (prod, cumprod: away from zero, for the
+    division-based second-order rules and to keep finite differences well scaled)."""
+    def fn(rng, c):
+        x = rng.uniform(0.5, 1.5, shape) * rng.choice([-1.0, 1.0], shape)
+        if c:
+            x = x + 0.3j * rng.uniform(-1, 1, shape)
+        return x if shape else (complex(x) if c else float(x))
+    return Domain(fn, f"nonzero_vals{shape}")
+
+
+def with_zeros(*shape):
+    """Nonzero values with exactly one zero per row of the last axis (exactness of the
+    first-order prod/cumprod rules at zeros)."""
+    def fn(rng, c):
+        x = nonzero_vals(*shape)(rng, c)
+        x = np.array(x)
+        flat = x.reshape(-1, shape[-1])
+        flat[np.arange(flat.shape[0]), rng.integers(0, shape[-1], flat.shape[0])] = 0
+        return x
+    return Domain(fn, f"with_zeros{shape}")
+
+
+# tied maxima / minima (for max/min with a differentiable scale: max(c * s) = s * max(c))
+_TIES = np.array([[1.0, 3.0, 3.0, -2.0],
+                  [0.5, 0.5, 0.5, 0.5],
+                  [-1.0, 2.0, -1.0, 2.0]])
+
+# ------------------------------------------------------------------ sum, mean
+
+sum_ = register("sum", np.sum, spelling="np.sum", params=("a", "axis", "keepdims"),
+                defaults={"axis": None, "keepdims": False}, keyword_only=("keepdims",),
+                linear=("a",))
+sum_.example("np.sum(x)", x=real()) \
+    .example("np.sum(x)", x=real(5)) \
+    .example("np.sum(x, axis=1)", x=real(3, 4)) \
+    .example("np.sum(x, 0)", x=real(3, 4)) \
+    .example("np.sum(x, axis=-1)", x=real(2, 3, 4)) \
+    .example("np.sum(x, axis=(0, 2))", x=real(2, 3, 4)) \
+    .example("np.sum(x, axis=(-1, 0), keepdims=True)", x=real(2, 3, 4)) \
+    .example("np.sum(x, keepdims=True)", x=real(3, 4)) \
+    .example("np.sum(x * y, axis=0)", x=real(3, 4), y=real(4))
+
+
+@sum_.defjvp
+def _(a, a_dot, axis=None, keepdims=False):
+    return np.sum(a_dot, axis=axis, keepdims=keepdims)
+
+
+mean = register("mean", np.mean, spelling="np.mean", params=("a", "axis", "keepdims"),
+                defaults={"axis": None, "keepdims": False}, keyword_only=("keepdims",),
+                linear=("a",))
+mean.example("np.mean(x)", x=real()) \
+    .example("np.mean(x)", x=real(5)) \
+    .example("np.mean(x, axis=1)", x=real(3, 4)) \
+    .example("np.mean(x, -2)", x=real(2, 3, 4)) \
+    .example("np.mean(x, axis=(0, 2))", x=real(2, 3, 4)) \
+    .example("np.mean(x, axis=0, keepdims=True)", x=real(3, 4)) \
+    .example("np.mean(x, keepdims=True)", x=real(2, 3, 4))
+
+
+@mean.defjvp
+def _(out, a, a_dot, axis=None, keepdims=False):
+    # np.sum / count rather than np.mean: Numba has no np.mean(x, axis=...)
+    return np.sum(a_dot, axis=axis, keepdims=keepdims) * (np.size(out) / np.size(a))
+
+
+# ------------------------------------------------------------------ prod
+
+prod = register("prod", np.prod, spelling="np.prod", params=("a", "axis", "keepdims"),
+                defaults={"axis": None, "keepdims": False}, keyword_only=("keepdims",))
+prod.example("np.prod(x)", x=real()) \
+    .example("np.prod(x)", x=nonzero_vals(5)) \
+    .example("np.prod(x, axis=1)", x=nonzero_vals(3, 4)) \
+    .example("np.prod(x, -1)", x=nonzero_vals(2, 3, 4)) \
+    .example("np.prod(x, axis=(0, 2))", x=nonzero_vals(2, 3, 4)) \
+    .example("np.prod(x, axis=0, keepdims=True)", x=nonzero_vals(3, 4)) \
+    .example("np.prod(x, axis=1)", x=with_zeros(3, 4)) \
+    .example("np.prod(x)", x=with_zeros(4))
+
+
+@prod.defjvp
+def _(a, a_dot, axis=None, keepdims=False):
+    # products of the other elements of each group: exact at zeros (no out / a)
+    return np.sum(a_dot * prod_others(a, axis=axis), axis=axis, keepdims=keepdims)
+
+
+prod_others_p = register("prod_others", prod_others, spelling="prod_others", params=("a", "axis"),
+                         defaults={"axis": None}, numba=False,
+                         doc="products of the other elements of each reduced group (d prod)")
+# `h` is the helper itself, passed in as a constant (test functions only see `np`)
+prod_others_p.example("h(x, axis=1)", h=const(prod_others), x=nonzero_vals(3, 4)) \
+    .example("h(x)", h=const(prod_others), x=nonzero_vals(2, 3)) \
+    .example("h(x, axis=(0, -1))", h=const(prod_others), x=nonzero_vals(2, 3, 2))
+
+
+@prod_others_p.defjvp
+def _(out, a, a_dot, axis=None):
+    # d prod_{k != i} a_k = prod_others_i * (sum_k a_dot_k / a_k - a_dot_i / a_i).
+    # LIMITATION: divides by a, so second derivatives of prod at an exact zero are not
+    # finite (first derivatives are exact: they use prod_others itself).
+    r = a_dot / a
+    return out * (expand_reduced(np.sum(r, axis=axis), a, axis=axis) - r)
+
+
+# ------------------------------------------------------------------ max, min
+
+def _chooser(np_fn, name):
+    p = register(name, np_fn, spelling=f"np.{name}", params=("a", "axis", "keepdims"),
+                 defaults={"axis": None, "keepdims": False}, keyword_only=("keepdims",),
+                 complex=False)
+    p.example(f"np.{name}(x)", x=real()) \
+        .example(f"np.{name}(x)", x=distinct(6)) \
+        .example(f"np.{name}(x, axis=1)", x=distinct(3, 4)) \
+        .example(f"np.{name}(x, 0)", x=distinct(3, 4)) \
+        .example(f"np.{name}(x, axis=-1)", x=distinct(2, 3, 4)) \
+        .example(f"np.{name}(x, axis=(0, 2))", x=distinct(2, 3, 4)) \
+        .example(f"np.{name}(x, axis=(-1, 1), keepdims=True)", x=distinct(2, 3, 4)) \
+        .example(f"np.{name}(x, keepdims=True)", x=distinct(3, 4)) \
+        .example(f"np.{name}(c * s, axis=1)", c=const(_TIES), s=pos()) \
+        .example(f"np.{name}(c * s)", c=const(_TIES[0]), s=pos())
+    return p
+
+
+def _chooser_jvp(out, a, a_dot, axis=None, keepdims=False):
+    # JAX's convention: tied extrema share the derivative evenly.
+    mask = a == expand_reduced(out, a, axis=axis, keepdims=keepdims)
+    return np.sum(a_dot * mask, axis=axis, keepdims=keepdims) / np.sum(mask, axis=axis, keepdims=keepdims)
+
+
+max_ = _chooser(np.max, "max")
+alias(np.amax, max_)
+max_.defjvp(_chooser_jvp)
+min_ = _chooser(np.min, "min")
+alias(np.amin, min_)
+min_.defjvp(_chooser_jvp)
+
+expand_reduced_p = register("expand_reduced", expand_reduced, spelling="expand_reduced",
+                            params=("y", "like", "axis", "keepdims"),
+                            defaults={"axis": None, "keepdims": False}, linear=("y",), numba=False,
+                            doc="a reduction of `like` reshaped to broadcast against `like`")
+expand_reduced_p.example("h(y, x, axis=1) * x", h=const(expand_reduced), y=real(3), x=real(3, 4)) \
+    .example("h(y, x, axis=(0, -1)) + x", h=const(expand_reduced), y=real(3), x=real(2, 3, 4)) \
+    .example("h(y, x, axis=0, keepdims=True) - x", h=const(expand_reduced), y=real(1, 4), x=real(3, 4)) \
+    .example("h(y, x) * x", h=const(expand_reduced), y=real(), x=real(3, 2))
+
+
+@expand_reduced_p.defjvp
+def _(y, like, y_dot, axis=None, keepdims=False):
+    return expand_reduced(y_dot, like, axis=axis, keepdims=keepdims)
+
+
+# ------------------------------------------------------------------ scans
+
+cumsum = register("cumsum", np.cumsum, spelling="np.cumsum", params=("a", "axis"),
+                  defaults={"axis": None}, linear=("a",))
+cumsum.example("np.cumsum(x)", x=real()) \
+    .example("np.cumsum(x)", x=real(5)) \
+    .example("np.cumsum(x)", x=real(3, 4)) \
+    .example("np.cumsum(x, axis=1)", x=real(3, 4)) \
+    .example("np.cumsum(x, 0)", x=real(3, 4)) \
+    .example("np.cumsum(x, axis=-2)", x=real(2, 3, 4))
+
+
+@cumsum.defjvp
+def _(a, a_dot, axis=None):
+    return np.cumsum(a_dot, axis=axis)
+
+
+cumprod = register("cumprod", np.cumprod, spelling="np.cumprod", params=("a", "axis"),
+                   defaults={"axis": None})
+cumprod.example("np.cumprod(x)", x=real()) \
+    .example("np.cumprod(x)", x=nonzero_vals(5)) \
+    .example("np.cumprod(x)", x=nonzero_vals(3, 4)) \
+    .example("np.cumprod(x, axis=1)", x=nonzero_vals(3, 4)) \
+    .example("np.cumprod(x, 0)", x=nonzero_vals(3, 4)) \
+    .example("np.cumprod(x, axis=-2)", x=nonzero_vals(2, 3, 4)) \
+    .example("np.cumprod(x, axis=-1)", x=with_zeros(3, 4)) \
+    .example("np.cumprod(x)", x=with_zeros(5))
+
+
+@cumprod.defjvp
+def _(a, a_dot, axis=None):
+    return cumprod_tangent(a, a_dot, axis=axis)
+
+
+cumprod_tangent_p = register("cumprod_tangent", cumprod_tangent, spelling="cumprod_tangent",
+                             params=("a", "t", "axis"), defaults={"axis": None}, linear=("t",),
+                             numba=False, doc="d cumprod(a, axis) along t")
+cumprod_tangent_p.example("h(x, t, axis=1)", h=const(cumprod_tangent), x=nonzero_vals(3, 4), t=real(3, 4)) \
+    .example("h(x, t)", h=const(cumprod_tangent), x=nonzero_vals(2, 3), t=real(2, 3)) \
+    .example("h(x, t, axis=0)", h=const(cumprod_tangent), x=nonzero_vals(4), t=real(4), wrt=("x",))
+
+
+@cumprod_tangent_p.defjvp
+def _(a, t, a_dot, t_dot, axis=None):
+    # cumprod_tangent(a, t) = cumprod(a) * cumsum(t / a) where a has no zeros.
+    # LIMITATION: the a-derivative divides by a, so second derivatives of cumprod at an
+    # exact zero are not finite (first derivatives are exact).
+    r = t / a
+    return cumprod_tangent(a, t_dot, axis=axis) + \
+        cumprod_tangent(a, a_dot, axis=axis) * np.cumsum(r, axis=axis) - \
+        np.cumprod(a, axis=axis) * np.cumsum(r * a_dot / a, axis=axis)
+
+
+# ------------------------------------------------------------------ var, std
+
+def _moments(np_fn, name):
+    p = register(name, np_fn, spelling=f"np.{name}", params=("a", "axis", "ddof", "keepdims"),
+                 defaults={"axis": None, "ddof": 0, "keepdims": False},
+                 keyword_only=("ddof", "keepdims"))
+    p.example(f"np.{name}(x)", x=real(5)) \
+        .example(f"np.{name}(x, axis=1)", x=real(3, 4)) \
+        .example(f"np.{name}(x, 0, ddof=1)", x=real(3, 4)) \
+        .example(f"np.{name}(x, axis=-1, keepdims=True)", x=real(2, 3, 4)) \
+        .example(f"np.{name}(x, axis=(0, 2), ddof=2)", x=real(2, 3, 4)) \
+        .example(f"np.{name}(x, keepdims=True, ddof=1)", x=real(3, 4))
+    return p
+
+
+var = _moments(np.var, "var")
+var.example("np.var(x)", x=real())  # 0 for a scalar: the derivative is 0 too
+
+
+@var.defjvp
+def _(out, a, a_dot, axis=None, ddof=0, keepdims=False):
+    # var = sum |c|^2 / (n - ddof) with c = a - mean; d|c|^2 = 2 Re(conj(c) dc), and the
+    # mean's own tangent drops out since sum(conj(c)) = 0 over each group.
+    n = np.size(a) / np.size(out)
+    c = a - expand_reduced(np.sum(a, axis=axis) / n, a, axis=axis)
+    return 2 * np.sum(np.real(np.conj(c) * a_dot), axis=axis, keepdims=keepdims) / (n - ddof)
+
+
+std = _moments(np.std, "std")  # no 0-d example: std = 0 there (sqrt is not differentiable)
+
+
+@std.defjvp
+def _(out, a, a_dot, axis=None, ddof=0, keepdims=False):
+    # d std = d var / (2 std); infinite where std == 0 (as in JAX)
+    n = np.size(a) / np.size(out)
+    c = a - expand_reduced(np.sum(a, axis=axis) / n, a, axis=axis)
+    return np.sum(np.real(np.conj(c) * a_dot), axis=axis, keepdims=keepdims) / ((n - ddof) * out)
+
+
+# ------------------------------------------------------------------ median
+
+median = register("median", np.median, spelling="np.median", params=("a", "axis", "keepdims"),
+                  defaults={"axis": None, "keepdims": False}, keyword_only=("keepdims",))
+median.example("np.median(x)", x=distinct_c()) \
+    .example("np.median(x)", x=distinct_c(5)) \
+    .example("np.median(x)", x=distinct_c(6)) \
+    .example("np.median(x, axis=1)", x=distinct_c(3, 4)) \
+    .example("np.median(x, 0)", x=distinct_c(3, 5)) \
+    .example("np.median(x, axis=(0, -1))", x=distinct_c(2, 3, 3)) \
+    .example("np.median(x, axis=-2, keepdims=True)", x=distinct_c(2, 3, 4))
+
+
+@median.defjvp
+def _(a, a_dot, axis=None, keepdims=False):
+    return np.sum(a_dot * median_weights(a, axis=axis), axis=axis, keepdims=keepdims)
+
+
+register("median_weights", median_weights, spelling="median_weights", params=("a", "axis"),
+         defaults={"axis": None}, nondiff=True, numba=False,
+         doc="weights picking the middle element(s) of each group")
+
+# ------------------------------------------------------------------ sort
+
+sort = register("sort", np.sort, spelling="np.sort", params=("a", "axis", "kind"),
+                defaults={"axis": -1, "kind": None})
+sort.example("np.sort(x)", x=distinct_c(6)) \
+    .example("np.sort(x)", x=distinct_c(3, 4)) \
+    .example("np.sort(x, axis=0)", x=distinct_c(3, 4)) \
+    .example("np.sort(x, 1)", x=distinct_c(2, 3, 4)) \
+    .example("np.sort(x, axis=None)", x=distinct_c(3, 4)) \
+    .example("np.sort(x, axis=-3, kind='stable')", x=distinct_c(2, 3, 4))
+
+
+@sort.defjvp
+def _(a, a_dot, axis=-1, kind=None):
+    return take_along(a_dot, np.argsort(a, axis=axis, kind=kind), axis=axis)
+
+
+argsort = register("argsort", np.argsort, spelling="np.argsort", params=("a", "axis", "kind"),
+                   defaults={"axis": -1, "kind": None}, nondiff=True)
+argsort.example("np.argsort(x)", x=distinct(5)).example("np.argsort(x, axis=0)", x=distinct(3, 4))
+
+take_along_p = register("take_along", take_along, spelling="take_along", params=("x", "idx", "axis"),
+                        defaults={"axis": -1}, linear=("x",), numba=False,
+                        doc="np.take_along_axis (axis None: of the flattened array)")
+take_along_p.example("h(x, i)", h=const(take_along), x=real(3, 4), i=const(np.array([[2, 0], [1, 1], [3, 0]]))) \
+    .example("h(x, i, axis=None)", h=const(take_along), x=real(2, 3), i=const(np.array([5, 0, 2]))) \
+    .example("h(x, i, axis=0)", h=const(take_along), x=real(3, 2), i=const(np.array([[2, 0]])))
+
+
+@take_along_p.defjvp
+def _(x, idx, x_dot, axis=-1):
+    return take_along(x_dot, idx, axis=axis)
+
+
+# ------------------------------------------------------------------ non-differentiable
+
+for _fn, _name in ((np.argmax, "argmax"), (np.argmin, "argmin")):
+    _p = register(_name, _fn, spelling=f"np.{_name}", params=("a", "axis", "keepdims"),
+                  defaults={"axis": None, "keepdims": False}, keyword_only=("keepdims",),
+                  nondiff=True, complex=False)
+    _p.example(f"np.{_name}(x)", x=distinct(3, 4)) \
+        .example(f"np.{_name}(x, axis=-1)", x=distinct(3, 4)) \
+        .example(f"np.{_name}(x, 0, keepdims=True)", x=distinct(3, 4))
+
+for _fn, _name in ((np.any, "any"), (np.all, "all")):
+    _p = register(_name, _fn, spelling=f"np.{_name}", params=("a", "axis", "keepdims"),
+                  defaults={"axis": None, "keepdims": False}, keyword_only=("keepdims",),
+                  nondiff=True)
+    _p.example(f"np.{_name}(x > 0)", x=real(3, 4)) \
+        .example(f"np.{_name}(b, axis=(0, -1), keepdims=True)", b=bools(2, 3, 4))
+
+count_nonzero = register("count_nonzero", np.count_nonzero, spelling="np.count_nonzero",
+                         params=("a", "axis", "keepdims"),
+                         defaults={"axis": None, "keepdims": False}, keyword_only=("keepdims",),
+                         nondiff=True)
+count_nonzero.example("np.count_nonzero(x > 0)", x=real(3, 4)) \
+    .example("np.count_nonzero(k, axis=1)", k=ints(0, 3, 3, 4))
+

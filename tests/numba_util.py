@@ -1,0 +1,24 @@
+"""Compile generated code with plain numba.njit (boundscheck on), as DESIGN.md promises."""
+
+import numba
+
+from s2sad.runtime import helpers
+from s2sad.transforms import emit as E
+from s2sad.transforms import pipeline
+
+
+def njit_callee(callee):
+    """Every generated function behind `callee`, njit-compiled in one namespace."""
+    helpers.register_numba()
+    gen = E.emit(callee)
+    ns = E.namespace_of(gen)
+    src = E.module_source(gen)
+    exec(compile(src, f"<numba guard {gen.name}>", "exec"), ns)
+    for g in E.all_generated(gen):
+        ns[g.name] = numba.njit(boundscheck=True)(ns[g.name])
+    return ns[gen.name]
+
+
+def njit_transformed(transformed, *args):
+    skels = tuple(pipeline.skeleton_of(a) for a in args)
+    return njit_callee(transformed.specialize(skels))

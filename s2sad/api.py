@@ -106,7 +106,7 @@ class Transformed:
     def default_callee(self):
         if self._last is not None:
             return self._last
-        n = _arity(self.fun)
+        n = _arity(self)
         return self.specialize(tuple(SLeaf() for _ in range(n)))
 
     def __call__(self, *args, **kwargs):
@@ -145,6 +145,11 @@ class Transformed:
 
 def _arity(fun):
     import inspect
+    n = getattr(fun, "__s2sad_arity__", None)
+    if n is not None:
+        return n
+    if getattr(fun, "__s2sad_transform__", False):
+        return _arity(fun.fun)
     target = getattr(fun, "fun", fun)
     try:
         sig = inspect.signature(target)
@@ -176,7 +181,7 @@ def jvp_function(fun):
         return jvp_callee(spec, [True] * len(spec.params))
 
     t = Transformed("jvp", fun, {}, build)
-    t.default_callee = lambda: t.specialize(tuple(SLeaf() for _ in range(2 * _arity(fun))))
+    t.__s2sad_arity__ = 2 * _arity(fun)
     return t
 
 

@@ -145,7 +145,11 @@ class _JVPPass:
         d.fdef = fdef
         d.namespace = prune_namespace(self.ns, fdef)
         d.params = params + tangent_params
-        d.arg_skels = c.arg_skels
+        # arguments: the primal ones, then the tangents (same layout when all are active)
+        if all(self.active_in) and len(c.params) == sum(count_leaves(a) for a in c.arg_skels):
+            d.arg_skels = tuple(c.arg_skels) * 2
+        else:
+            d.arg_skels = tuple(c.arg_skels) + tuple(SLeaf() for _ in tangent_params)
         d.out_skel = STup(tuple, (c.out_skel, tangent_skel(c.out_skel, d.active_out)))
         d.done = True
 

@@ -287,66 +287,76 @@ def jacfwd_callee(spec, argnums=0, has_aux=False, name=None):
     return cached_driver("jacfwd", spec, key, lambda: _jacfwd_callee(spec, argnums, has_aux, name))
 
 
+def leaf_exprs(skel, base):
+    """Python expressions reading each leaf of a value of layout `skel` named `base`."""
+    if isinstance(skel, SLeaf):
+        return [base]
+    if isinstance(skel, STup):
+        return [e for i, s in enumerate(skel.items) for e in leaf_exprs(s, f"{base}[{i}]")]
+    if isinstance(skel, SDict):
+        return [e for k, s in zip(skel.keys, skel.items) for e in leaf_exprs(s, f"{base}[{k!r}]")]
+    return []
+
+
 def _jacfwd_callee(spec, argnums, has_aux, name):
     from s2sad.transforms.jvp import jvp_callee
+    from s2sad.transforms.naming import Namer
     from s2sad.transforms.specialize import specialize_top
     nargs = len(spec.arg_skels)
     nums = _normalize_argnums(argnums, nargs)
     ranges = _arg_leaf_ranges(spec.arg_skels)
     params = list(spec.params)
+    namer = Namer(params + ["out", "j", "np", "basis", "jac_stack", "zeros_jac"])
     out_skel = spec.out_skel
     if has_aux:
         if not (isinstance(out_skel, STup) and len(out_skel.items) == 2):
             raise TypeError("has_aux=True requires the function to return a pair (out, aux)")
         main_skel, aux_skel = out_skel.items
+        main_base = "out[0]"
     else:
         main_skel, aux_skel = out_skel, None
-    n_main = count_leaves(main_skel)
-    glb = {}
+        main_base = "out"
+    outs = leaf_exprs(main_skel, main_base)
+    n_main = len(outs)
+    glb = {"__f__": spec}
     ex = _Expr(glb)
     base = name or spec.name
-    n_all = count_leaves(out_skel)
-    out_names = ["out"] if n_all == 1 else [f"out_{i}" for i in range(n_all)]
-    body = []
-    glb["__f__"] = spec
-    if len(out_names) == 1:
-        body.append(f"{out_names[0]} = __f__({', '.join(params)})")
-    elif out_names:
-        body.append(f"{', '.join(out_names)} = __f__({', '.join(params)})")
+    body = [f"out = __f__({', '.join(params)})"]
     from s2sad.runtime import helpers
     glb["basis"] = helpers.basis
     glb["jac_stack"] = helpers.jac_stack
     glb["zeros_jac"] = helpers.zeros_jac
-    # jac[o][k]: expression of d out_o / d leaf k
-    jac = [dict() for _ in range(n_main)]
+    jac = [dict() for _ in range(n_main)]   # jac[o][k]: d out_o / d leaf k
     for a in nums:
         lo, hi = ranges[a]
         for k in range(lo, hi):
             mask = [False] * len(params)
             mask[k] = True
             jc = jvp_callee(spec, mask)
-            jname = jc.name
-            glb[jname] = jc
-            active = jc.active_out[:n_main]
+            glb[jc.name] = jc
             x = params[k]
-            col = [f"cols_{x}" if n_main == 1 else f"cols_{x}_{o}" for o in range(n_main)]
+            direction = namer.fresh(f"{x}_dot")
+            tangent = namer.fresh("out_dot")
+            t_main = f"{tangent}[0]" if has_aux else tangent
+            flags = iter(jc.active_out)
+            tangent_exprs = []
+            for e in leaf_exprs(main_skel, t_main):
+                tangent_exprs.append(e if next(flags) else None)
+            cols = [namer.fresh(f"cols_{x}" if n_main == 1 else f"cols_{x}_{o}") for o in range(n_main)]
             for o in range(n_main):
-                if active[o]:
-                    body.append(f"{col[o]} = []")
-            res_names = ["_" if n_all == 1 else f"_{i}" for i in range(n_all)] + \
-                [(f"{out_names[o]}_dot" if n_main == 1 else f"{out_names[o]}_dot") for o, f in
-                 enumerate(jc.active_out) if f]
+                if tangent_exprs[o] is not None:
+                    body.append(f"{cols[o]} = []")
             body.append(f"for j in range(np.size({x})):")
-            body.append(f"    {x}_dot = basis({x}, j)")
-            body.append(f"    {', '.join(res_names)}, = {jname}({', '.join(params)}, {x}_dot)")
+            body.append(f"    {direction} = basis({x}, j)")
+            body.append(f"    _, {tangent} = {jc.name}({', '.join(params)}, {direction})")
             for o in range(n_main):
-                if active[o]:
-                    body.append(f"    {col[o]}.append({out_names[o]}_dot)")
+                if tangent_exprs[o] is not None:
+                    body.append(f"    {cols[o]}.append({tangent_exprs[o]})")
             for o in range(n_main):
-                if active[o]:
-                    jac[o][k] = f"jac_stack({col[o]}, {out_names[o]}, {x})"
+                if tangent_exprs[o] is not None:
+                    jac[o][k] = f"jac_stack({cols[o]}, {outs[o]}, {x})"
                 else:
-                    jac[o][k] = f"zeros_jac({out_names[o]}, {x})"
+                    jac[o][k] = f"zeros_jac({outs[o]}, {x})"
     # Jacobian layout: the output layout with each leaf replaced by the argnums layout.
     in_skel = spec.arg_skels[nums[0]] if isinstance(argnums, int) else \
         STup(tuple, tuple(spec.arg_skels[a] for a in nums))
@@ -357,8 +367,7 @@ def _jacfwd_callee(spec, argnums, has_aux, name):
     per_out = [ex.build(in_skel, [jac[o][k] for k in leaf_index]) for o in range(n_main)]
     result = ex.build(main_skel, per_out)
     if has_aux:
-        aux = ex.build(aux_skel, out_names[n_main:])
-        result = f"({result}, {aux})"
+        result = f"({result}, out[1])"
     body.append(f"return {result}")
     fn = make_function(f"{base}_jacfwd", params, body, glb, tag="jacfwd")
     return specialize_top(fn, tuple(_flat_params(spec)))

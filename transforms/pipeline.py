@@ -442,3 +442,13 @@ def call_transform(b, tv, args, kwargs, target, out):
 
 def _jvp_inside(b, args, kwargs):
     raise b.error("ad.jvp inside a differentiated function is not supported yet")
+
+
+def clear_caches():
+    """Forget every specialization and generated function (benchmarks, tests)."""
+    from s2sad.transforms import capture, jvp, specialize
+    specialize._SPECS.clear()
+    specialize._NORMALIZED.clear()
+    jvp._JVPS.clear()
+    _DRIVERS.clear()
+    capture._AST_CACHE.clear()

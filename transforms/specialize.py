@@ -106,11 +106,23 @@ def _valid(spec) -> bool:
 _MISSING = object()
 
 
+_LIBRARY: dict = {}
+_PATHS = None
+
+
 def _is_library_function(fn) -> bool:
     """Functions from the standard library, NumPy, SciPy and Numba are not user code."""
     code = getattr(fn, "__code__", None)
     if code is None:
         return True
+    hit = _LIBRARY.get(code)
+    if hit is None:
+        hit = _LIBRARY[code] = _library_code(fn, code)
+    return hit
+
+
+def _library_code(fn, code) -> bool:
+    global _PATHS
     filename = code.co_filename
     if filename.startswith("<"):
         return False
@@ -120,8 +132,10 @@ def _is_library_function(fn) -> bool:
         return True
     if root == "s2sad":
         return not (mod.startswith("s2sad.runtime.loops") or mod.startswith("s2sad.runtime.custom"))
-    stdlib = sysconfig.get_paths()["stdlib"]
-    purelib = sysconfig.get_paths()["purelib"]
+    if _PATHS is None:
+        paths = sysconfig.get_paths()
+        _PATHS = (paths["stdlib"], paths["purelib"])
+    stdlib, purelib = _PATHS
     if filename.startswith(stdlib) and not filename.startswith(purelib):
         return True
     return False

@@ -44,6 +44,8 @@ def unbroadcast(g, like):
             g = np.sum(g, axis=axes, keepdims=True)
     if np.iscomplexobj(g) and not np.iscomplexobj(like):
         g = np.real(g)
+    elif np.iscomplexobj(like) and not np.iscomplexobj(g):
+        g = g + 0j
     if np.shape(g) != shape:
         g = np.broadcast_to(g, shape)
     if not shape:
@@ -123,3 +125,102 @@ def jac_stack(cols, y, x):
 def zeros_jac(y, x):
     """The Jacobian of an output that does not depend on x."""
     return np.zeros(np.shape(y) + np.shape(x))
+
+
+def _real_like(g, like):
+    """Cotangents of real values are real (the transpose of real -> complex promotion)."""
+    if np.iscomplexobj(g) and not np.iscomplexobj(like):
+        return np.real(g)
+    return g
+
+
+def broadcast_like(g, like):
+    """The transpose of `unbroadcast`: broadcast g up to the shape of `like`."""
+    shape = np.shape(like)
+    if np.shape(g) == shape:
+        return g
+    return np.broadcast_to(g, shape)
+
+
+def _m_t(a):
+    return np.swapaxes(a, -1, -2) if np.ndim(a) >= 2 else a
+
+
+def matmul_tx(g, x, y):
+    """Cotangent of x in ``x @ y`` (NumPy's 1-d promotion rules included)."""
+    ct = g
+    if np.ndim(x) == 1 and np.ndim(y) == 1:
+        r = ct * y
+    elif np.ndim(x) == 1:
+        r = np.matmul(y, ct[..., :, None])[..., 0] if np.ndim(y) > 2 else y @ ct
+    elif np.ndim(y) == 1:
+        r = ct[..., :, None] * y
+    else:
+        r = ct @ _m_t(y)
+    return unbroadcast(r, x)
+
+
+def matmul_ty(g, x, y):
+    """Cotangent of y in ``x @ y``."""
+    ct = g
+    if np.ndim(x) == 1 and np.ndim(y) == 1:
+        r = ct * x
+    elif np.ndim(y) == 1:
+        r = np.matmul(_m_t(x), ct[..., :, None])[..., 0] if np.ndim(x) > 2 else ct @ x
+    elif np.ndim(x) == 1:
+        r = x[:, None] * ct[..., None, :]
+    else:
+        r = _m_t(x) @ ct
+    return unbroadcast(r, y)
+
+
+def _is_basic(idx):
+    items = idx if isinstance(idx, tuple) else (idx,)
+    for i in items:
+        if isinstance(i, (list, np.ndarray)) and not (isinstance(i, np.ndarray) and i.ndim == 0):
+            return False
+    return True
+
+
+def getitem_t(g, x, idx):
+    """The transpose of ``x[idx]``: g scattered (added) into zeros shaped like x."""
+    ct = g
+    kind = np.result_type(x).kind
+    dtype = np.complex128 if kind == "c" else np.float64
+    z = np.zeros(np.shape(x), dtype=dtype)
+    ct = _real_like(ct, x)
+    if _is_basic(idx):
+        z[idx] = ct
+    else:
+        np.add.at(z, idx, ct)
+    return z if np.ndim(x) else z[()]
+
+
+def jac_unstack(g, y, x):
+    """The transpose of `jac_stack`: the cotangent of each column."""
+    n = int(np.size(x))
+    flat = np.reshape(g, np.shape(y) + (n,))
+    return [flat[..., j] for j in range(n)]
+
+
+def shape_witness(*operands):
+    """A zero-cost array (a broadcast view of one zero) with the shape and dtype the
+    elementwise combination of `operands` would have: the shape witness of a tangent
+    that has no primal counterpart."""
+    shape = np.broadcast_shapes(*[np.shape(o) for o in operands])
+    return np.broadcast_to(np.zeros((), np.result_type(*[_dtype_of(o) for o in operands])), shape)
+
+
+def real_witness(x):
+    """Shape witness of the real part of x."""
+    return np.broadcast_to(np.zeros(()), np.shape(x))
+
+
+def _dtype_of(o):
+    if isinstance(o, np.ndarray):
+        return o.dtype
+    if isinstance(o, complex):
+        return np.complex128
+    if isinstance(o, (bool, int, float)):
+        return np.float64
+    return np.result_type(o)

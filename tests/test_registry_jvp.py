@@ -26,7 +26,7 @@ NOT_BY_EXAMPLE = {
     "pos": "unary plus folds away",
     "copy": "plain assignment y = x: tests/test_control_flow.py",
     "jac_stack": "jacfwd drivers: tests/test_jacobians.py",
-    "unbroadcast": "transpose rules (reverse mode)",
+
 }
 
 

@@ -45,6 +45,7 @@ class Derived(ops.Callee):
         self.custom = None
         self.done = False
         self.deps = []
+        self.witness = {}
 
     def __repr__(self):
         return f"<{self.kind} {self.name}>"
@@ -144,6 +145,8 @@ class _JVPPass:
         simplify(fdef, self.ns)
         d.fdef = fdef
         d.namespace = prune_namespace(self.ns, fdef)
+        # shape witnesses for reverse mode: a tangent has the shape of its primal
+        d.witness = {t: p for p, t in self.dots.items()}
         d.params = params + tangent_params
         # arguments: the primal ones, then the tangents (same layout when all are active)
         if all(self.active_in) and len(c.params) == sum(count_leaves(a) for a in c.arg_skels):

@@ -99,6 +99,7 @@ class Template:
                 raise TransformError(f"internal: the name {name!r} of rule {self.where} is "
                                      f"bound to another object in the generated namespace")
             namespace[name] = obj
+            namer.reserve(name)
         created = set() if temps is None else temps
         out = []
         result = None

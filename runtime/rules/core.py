@@ -16,6 +16,11 @@ def _(x, x_dot):
     return x_dot
 
 
+@copy.deftranspose("x")
+def _(ct, x):
+    return ct
+
+
 # ---------------------------------------------------------------- operators
 add = register("add", kind="binop", params=("x", "y"), elementwise=True, linear=("x", "y"))
 add.example("x + y", x=real(3, 4), y=real(4)).example("x + y", x=real(), y=real(2, 1))
@@ -26,6 +31,16 @@ def _(x, y, x_dot, y_dot):
     return x_dot + y_dot
 
 
+@add.deftranspose("x")
+def _(ct, x, y):
+    return unbroadcast(ct, x)
+
+
+@add.deftranspose("y")
+def _(ct, x, y):
+    return unbroadcast(ct, y)
+
+
 sub = register("sub", kind="binop", params=("x", "y"), elementwise=True, linear=("x", "y"))
 sub.example("x - y", x=real(3, 1), y=real(4)).example("x - y", x=real(), y=real())
 
@@ -33,6 +48,16 @@ sub.example("x - y", x=real(3, 1), y=real(4)).example("x - y", x=real(), y=real(
 @sub.defjvp
 def _(x, y, x_dot, y_dot):
     return x_dot - y_dot
+
+
+@sub.deftranspose("x")
+def _(ct, x, y):
+    return unbroadcast(ct, x)
+
+
+@sub.deftranspose("y")
+def _(ct, x, y):
+    return unbroadcast(-ct, y)
 
 
 mul = register("mul", kind="binop", params=("x", "y"), elementwise=True, linear=("x", "y"),
@@ -45,6 +70,16 @@ def _(x, y, x_dot, y_dot):
     return x_dot * y + x * y_dot
 
 
+@mul.deftranspose("x")
+def _(ct, x, y):
+    return unbroadcast(ct * y, x)
+
+
+@mul.deftranspose("y")
+def _(ct, x, y):
+    return unbroadcast(x * ct, y)
+
+
 div = register("div", kind="binop", params=("x", "y"), elementwise=True, linear=("x",))
 div.example("x / y", x=real(3, 4), y=pos(4)).example("x / y", x=real(), y=pos())
 
@@ -52,6 +87,11 @@ div.example("x / y", x=real(3, 4), y=pos(4)).example("x / y", x=real(), y=pos())
 @div.defjvp
 def _(out, x, y, x_dot, y_dot):
     return x_dot / y - out * y_dot / y
+
+
+@div.deftranspose("x")
+def _(ct, x, y):
+    return unbroadcast(ct / y, x)
 
 
 floordiv = register("floordiv", kind="binop", params=("x", "y"), elementwise=True, nondiff=True,
@@ -87,6 +127,59 @@ def _(x, y, x_dot, y_dot):
     return x_dot @ y + x @ y_dot
 
 
+@matmul.deftranspose("x")
+def _(ct, x, y):
+    return matmul_tx(ct, x, y)
+
+
+@matmul.deftranspose("y")
+def _(ct, x, y):
+    return matmul_ty(ct, x, y)
+
+
+matmul_tx = helpers.matmul_tx
+matmul_ty = helpers.matmul_ty
+mtx = register("matmul_tx", helpers.matmul_tx, spelling="matmul_tx", params=("g", "x", "y"),
+               linear=("g", "y"), bilinear=True, doc="cotangent of x in x @ y")
+mty = register("matmul_ty", helpers.matmul_ty, spelling="matmul_ty", params=("g", "x", "y"),
+               linear=("g", "x"), bilinear=True, doc="cotangent of y in x @ y")
+for _g, _x, _y in ((real(3, 2), real(3, 4), real(4, 2)), (real(3), real(3, 4), real(4)),
+                   (real(2), real(4), real(4, 2)), (real(), real(4), real(4)),
+                   (real(5, 3, 2), real(5, 3, 4), real(4, 2))):
+    mtx.example("matmul_tx(g, x, y)", g=_g, x=_x, y=_y, wrt=("g", "y"))
+    mty.example("matmul_ty(g, x, y)", g=_g, x=_x, y=_y, wrt=("g", "x"))
+
+
+@mtx.defjvp
+def _(g, x, y, g_dot, y_dot):
+    return matmul_tx(g_dot, x, y) + matmul_tx(g, x, y_dot)
+
+
+@mtx.deftranspose("g")
+def _(ct, g, x, y):
+    return unbroadcast(ct @ y, g)
+
+
+@mtx.deftranspose("y")
+def _(ct, g, x, y):
+    return matmul_ty(g, ct, y)
+
+
+@mty.defjvp
+def _(g, x, y, g_dot, x_dot):
+    return matmul_ty(g_dot, x, y) + matmul_ty(g, x_dot, y)
+
+
+@mty.deftranspose("g")
+def _(ct, g, x, y):
+    return unbroadcast(x @ ct, g)
+
+
+@mty.deftranspose("x")
+def _(ct, g, x, y):
+    return matmul_tx(g, x, ct)
+
+
 neg = register("neg", kind="unaryop", elementwise=True, linear=("x",))
 neg.example("-x", x=real(3, 2))
 
@@ -96,12 +189,22 @@ def _(x, x_dot):
     return -x_dot
 
 
+@neg.deftranspose("x")
+def _(ct, x):
+    return -ct
+
+
 pos_ = register("pos", kind="unaryop", elementwise=True, linear=("x",))
 
 
 @pos_.defjvp
 def _(x, x_dot):
     return x_dot
+
+
+@pos_.deftranspose("x")
+def _(ct, x):
+    return ct
 
 
 for _name in ("and", "or", "xor", "lshift", "rshift"):
@@ -122,6 +225,28 @@ getitem.example("x[1]", x=real(4, 3)).example("x[1:3, ::2]", x=real(4, 5)) \
 @getitem.defjvp
 def _(x, idx, x_dot):
     return x_dot[idx]
+
+
+@getitem.deftranspose("x")
+def _(ct, x, idx):
+    return getitem_t(ct, x, idx)
+
+
+getitem_t = helpers.getitem_t
+getitem_t_p = register("getitem_t", helpers.getitem_t, spelling="getitem_t", params=("g", "x", "idx"),
+                       linear=("g",), doc="the transpose of x[idx]: scatter-add into zeros like x")
+getitem_t_p.example("getitem_t(g, x, np.array([0, 2, 2]))", g=real(3), x=real(4), wrt=("g",))
+getitem_t_p.example("getitem_t(g, x, 1)", g=real(3), x=real(4, 3), wrt=("g",))
+
+
+@getitem_t_p.defjvp
+def _(g, x, idx, g_dot):
+    return getitem_t(g_dot, x, idx)
+
+
+@getitem_t_p.deftranspose("g")
+def _(ct, g, x, idx):
+    return ct[idx]
 
 
 setitem = register("setitem", kind="setitem", params=("x", "idx", "v"), linear=("x", "v"),
@@ -153,6 +278,11 @@ def _(x, dtype, x_dot):
     return x_dot.astype(dtype)
 
 
+@astype.deftranspose("x")
+def _(ct, x, dtype):
+    return unbroadcast(ct, x)
+
+
 item = register("method.item", kind="method", params=("x",), linear=("x",), doc="x.item()")
 item.example("x.item()", x=real(1))
 
@@ -160,6 +290,11 @@ item.example("x.item()", x=real(1))
 @item.defjvp
 def _(x, x_dot):
     return np.asarray(x_dot).item()
+
+
+@item.deftranspose("x")
+def _(ct, x):
+    return unbroadcast(ct, x)
 
 
 # ---------------------------------------------------------------- conversions
@@ -172,6 +307,11 @@ def _(x, x_dot):
     return float(x_dot)
 
 
+@float_.deftranspose("x")
+def _(ct, x):
+    return unbroadcast(ct, x)
+
+
 register("int", int, spelling="int", nondiff=True, complex=False)
 register("bool", bool, spelling="bool", nondiff=True)
 complex_ = register("complex", complex, spelling="complex", params=("real", "imag"),
@@ -182,6 +322,16 @@ complex_.example("complex(x, y)", x=real(), y=real())
 @complex_.defjvp
 def _(real, imag, real_dot, imag_dot):
     return real_dot + 1j * imag_dot
+
+
+@complex_.deftranspose("real")
+def _(ct, real, imag):
+    return np.real(ct)
+
+
+@complex_.deftranspose("imag")
+def _(ct, real, imag):
+    return -np.imag(ct)
 
 
 # ---------------------------------------------------------------- s2sad helpers
@@ -198,6 +348,26 @@ def _(cols, y, x, cols_dot):
     return jac_stack(cols_dot, y, x)
 
 
+@jac_stack_p.deftranspose("cols")
+def _(ct, cols, y, x):
+    return jac_unstack(ct, y, x)
+
+
+jac_unstack = helpers.jac_unstack
+jac_unstack_p = register("jac_unstack", helpers.jac_unstack, spelling="jac_unstack",
+                         params=("g", "y", "x"), linear=("g",), doc="the transpose of jac_stack")
+
+
+@jac_unstack_p.defjvp
+def _(g, y, x, g_dot):
+    return jac_unstack(g_dot, y, x)
+
+
+@jac_unstack_p.deftranspose("g")
+def _(ct, g, y, x):
+    return jac_stack(ct, y, x)
+
+
 jac_stack = helpers.jac_stack
 
 np_copy = register("np.copy", np.copy, spelling="np.copy", params=("a",), linear=("a",))
@@ -209,6 +379,15 @@ def _(a, a_dot):
     return np.copy(a_dot)
 
 
+@np_copy.deftranspose("a")
+def _(ct, a):
+    return ct
+
+
+register("shape_witness", helpers.shape_witness, spelling="shape_witness",
+         params=("a", "b", "c", "d"), defaults={"b": None, "c": None, "d": None}, nondiff=True,
+         doc="a zero-cost array shaped like an elementwise result (reverse mode)")
+register("real_witness", helpers.real_witness, spelling="real_witness", nondiff=True)
 register("zero_tangent", helpers.zero_tangent, spelling="zero_tangent", nondiff=True,
          doc="a zero shaped like x")
 register("stop_gradient", helpers.stop_gradient, spelling="stop_gradient", nondiff=True,
@@ -218,10 +397,34 @@ unbroadcast = helpers.unbroadcast
 unbroadcast_p = register("unbroadcast", helpers.unbroadcast, spelling="unbroadcast",
                          params=("g", "like"), linear=("g",),
                          doc="sum g down to the shape of like")
+unbroadcast_p.example("unbroadcast(g, like)", g=real(3, 4), like=real(4), wrt=("g",))
+unbroadcast_p.example("unbroadcast(g, like)", g=real(3, 4), like=real(3, 1), wrt=("g",))
 
 
 @unbroadcast_p.defjvp
 def _(g, like, g_dot):
     return unbroadcast(g_dot, like)
+
+
+@unbroadcast_p.deftranspose("g")
+def _(ct, g, like):
+    return broadcast_like(ct, g)
+
+
+broadcast_like = helpers.broadcast_like
+broadcast_like_p = register("broadcast_like", helpers.broadcast_like, spelling="broadcast_like",
+                            params=("g", "like"), linear=("g",),
+                            doc="broadcast g to the shape of like (the transpose of unbroadcast)")
+broadcast_like_p.example("broadcast_like(g, like)", g=real(4), like=real(3, 4), wrt=("g",))
+
+
+@broadcast_like_p.defjvp
+def _(g, like, g_dot):
+    return broadcast_like(g_dot, like)
+
+
+@broadcast_like_p.deftranspose("g")
+def _(ct, g, like):
+    return unbroadcast(ct, g)
 
 del wellcond, ints, bools

@@ -248,6 +248,19 @@ def _(condition, x, y, x_dot, y_dot):
     return np.where(condition, x_dot, y_dot)
 
 
+@where.deftranspose("x")
+def _(ct, condition, x, y):
+    return unbroadcast(np.where(condition, ct, 0.0), x)
+
+
+@where.deftranspose("y")
+def _(ct, condition, x, y):
+    return unbroadcast(np.where(condition, 0.0, ct), y)
+
+
+unbroadcast = helpers.unbroadcast
+
+
 # NumPy's spelled-out operators mean the same primitives as the Python operators.
 for _np_fn, _op in ((np.add, "add"), (np.subtract, "sub"), (np.multiply, "mul"),
                     (np.divide, "div"), (np.true_divide, "div"), (np.negative, "neg"),

@@ -15,6 +15,7 @@ unpacked into one tangent per output.
 import gast
 import numpy as np
 
+from s2sad.errors import TransformError
 from s2sad.runtime.domains import const, ints, real
 from s2sad.runtime.registry import register
 from s2sad.transforms import ir
@@ -27,21 +28,15 @@ class MultiOutputRule(Template):
 
     The rule must take ``out``: the pass binds it to the tuple of the primal outputs, which
     gives the number of results. The returned call is then assigned by tuple unpacking, as
-    the primal statement is (``x_dot_0, x_dot_1 = np.split(x_dot, 2)``), and the result is a
-    tuple of one tangent per output. With a single output (``np.linspace`` without
-    ``retstep``) it inlines like any template.
+    the primal statement is (``a, b = np.split(x, 2)`` gets ``a_dot, b_dot = np.split(x_dot,
+    2)``), and the result is a tuple of one tangent per output. With a single output
+    (``np.linspace`` without ``retstep``) it inlines like any template.
     """
-
-    def __init__(self, fn, prim=None):
-        super().__init__(fn, prim)
-        if "out" not in self.params:
-            raise ValueError(f"{self.where}: a multi-output rule must take the parameter 'out'")
 
     def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None):
         outs = bindings.get("out")
         if not isinstance(outs, gast.Tuple):
             return super().inline(bindings, namer, namespace, target, loc, temps)
-        n = len(outs.elts)
         stmts, result = super().inline(bindings, namer, namespace, None, loc, temps)
         if is_zero(result):
             return stmts, tuple(Zero(like=e) for e in outs.elts)
@@ -50,7 +45,8 @@ class MultiOutputRule(Template):
         for s in reversed(stmts):
             t = s.targets[0]
             if isinstance(t, gast.Name) and isinstance(result, gast.Name) and t.id == result.id:
-                names = [namer.fresh(f"{t.id}_{i}") for i in range(n)]
+                names = [namer.fresh(f"{e.id}_dot" if isinstance(e, gast.Name) else f"{t.id}_{i}")
+                         for i, e in enumerate(outs.elts)]
                 if temps is not None:
                     temps.update(names)
                 s.targets[0] = ir.tuple_([ir.store(m) for m in names], gast.Store())
@@ -60,8 +56,12 @@ class MultiOutputRule(Template):
 
 
 def defjvp_multi(prim):
+    """Decorator: `prim`'s JVP rule is a `MultiOutputRule` (it must take ``out``)."""
     def deco(fn):
-        prim.jvp = MultiOutputRule(fn, prim)
+        rule = MultiOutputRule(fn, prim)
+        if "out" not in rule.params:
+            raise ValueError(f"{rule.where}: a multi-output rule must take the parameter 'out'")
+        prim.jvp = rule
         return fn
     return deco
 
@@ -146,7 +146,8 @@ def _(a, source, destination, a_dot):
 
 
 squeeze = register("squeeze", np.squeeze, spelling="np.squeeze", params=("a", "axis"),
-                   defaults={"axis": None}, linear=("a",), doc="np.squeeze(a[, axis]); x.squeeze()")
+                   defaults={"axis": None}, linear=("a",), numba=False,
+                   doc="np.squeeze(a[, axis]); x.squeeze() (not in Numba: use reshape or indexing)")
 squeeze.example("np.squeeze(x)", x=real(1, 3, 1, 2)) \
     .example("np.squeeze(x, axis=0)", x=real(1, 3, 1)) \
     .example("np.squeeze(x, -1)", x=real(3, 1)) \
@@ -225,7 +226,8 @@ def _(ary, ary_dot):
 
 concatenate = register("concatenate", np.concatenate, spelling="np.concatenate",
                        params=("arrays", "axis"), defaults={"axis": 0}, linear=("arrays",),
-                       doc="np.concatenate((a, b, ...)[, axis]) (a tuple or list of arrays)")
+                       doc="np.concatenate((a, b, ...)[, axis]) (a tuple or list of arrays; "
+                           "Numba: a tuple, and not axis=None)")
 concatenate.example("np.concatenate((x, y))", x=real(3), y=real(2)) \
     .example("np.concatenate([x, y], axis=1)", x=real(2, 3), y=real(2, 1)) \
     .example("np.concatenate((x, y, x), axis=-1)", x=real(2, 2), y=real(2, 3)) \
@@ -242,7 +244,8 @@ def _(arrays, arrays_dot, axis=0):
 
 stack = register("stack", np.stack, spelling="np.stack", params=("arrays", "axis"),
                  defaults={"axis": 0}, linear=("arrays",),
-                 doc="np.stack((a, b, ...)[, axis]) (a tuple or list of arrays)")
+                 doc="np.stack((a, b, ...)[, axis]) (a tuple or list of arrays; Numba: a tuple "
+                     "of arrays)")
 stack.example("np.stack((x, y))", x=real(3), y=real(3)) \
     .example("np.stack([x, y, x], axis=1)", x=real(2, 3), y=real(2, 3)) \
     .example("np.stack((x, y), axis=-1)", x=real(2, 2), y=real(2, 2)) \
@@ -279,6 +282,10 @@ def _(tup, tup_dot):
 
 # ---------------------------------------------------------------- splitting
 
+class StaticCountError(TransformError, TypeError):
+    """The number of outputs of a multi-output primitive is not known at transform time."""
+
+
 def _count(av, what):
     """The number of pieces np.split makes from its argument `indices_or_sections`."""
     from s2sad.transforms.values import Const, Tup
@@ -292,9 +299,9 @@ def _count(av, what):
             return int(v)
         elif isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray) and v.ndim == 1):
             return len(v) + 1
-    raise TypeError(f"{what}: the number of pieces must be known at transform time: pass a "
-                    f"constant number of sections or a tuple/list of split indices (whose "
-                    f"values may be computed at run time)")
+    raise StaticCountError(f"{what}: the number of pieces must be known at transform time",
+                           hint="pass a constant number of sections, or a tuple or list of split "
+                                "indices (whose values may be computed at run time)")
 
 
 split = register("split", np.split, spelling="np.split",
@@ -319,7 +326,7 @@ def _array_split_count(av):
     from s2sad.transforms.values import Const
     if isinstance(av, Const) and isinstance(av.value, (int, np.integer)) \
             and not isinstance(av.value, (bool, np.bool_)) and av.value <= 0:
-        raise TypeError("np.array_split: the number of sections must be larger than 0")
+        raise StaticCountError("np.array_split: the number of sections must be larger than 0")
     return _count(av, "np.array_split")
 
 
@@ -340,7 +347,7 @@ def _(ary, indices_or_sections, out, ary_dot, axis=0):
 # ---------------------------------------------------------------- reordering and repeats
 
 flip = register("flip", np.flip, spelling="np.flip", params=("m", "axis"), defaults={"axis": None},
-                linear=("m",))
+                linear=("m",), doc="np.flip(m[, axis]) (Numba: without axis only)")
 flip.example("np.flip(x)", x=real(3, 4)).example("np.flip(x, 0)", x=real(3, 4)) \
     .example("np.flip(x, axis=-1)", x=real(2, 3, 4)).example("np.flip(x, (0, 2))", x=real(2, 3, 4)) \
     .example("np.flip(x)", x=real())
@@ -352,7 +359,8 @@ def _(m, m_dot, axis=None):
 
 
 roll = register("roll", np.roll, spelling="np.roll", params=("a", "shift", "axis"),
-                defaults={"axis": None}, linear=("a",))
+                defaults={"axis": None}, linear=("a",),
+                doc="np.roll(a, shift[, axis]) (Numba: an int shift without axis only)")
 roll.example("np.roll(x, 1)", x=real(5)).example("np.roll(x, -2, axis=1)", x=real(3, 4)) \
     .example("np.roll(x, 2)", x=real(3, 4)).example("np.roll(x, (1, -1), axis=(0, 1))", x=real(3, 4)) \
     .example("np.roll(x, k, axis=0)", x=real(4, 2), k=ints(-3, 3))
@@ -363,7 +371,8 @@ def _(a, shift, a_dot, axis=None):
     return np.roll(a_dot, shift, axis)
 
 
-tile = register("tile", np.tile, spelling="np.tile", params=("A", "reps"), linear=("A",))
+tile = register("tile", np.tile, spelling="np.tile", params=("A", "reps"), linear=("A",), numba=False,
+                doc="np.tile(A, reps) (not in Numba)")
 tile.example("np.tile(x, 2)", x=real(3)).example("np.tile(x, (2, 1, 3))", x=real(2, 2)) \
     .example("np.tile(x, (2, 3))", x=real())
 
@@ -374,7 +383,8 @@ def _(A, reps, A_dot):
 
 
 repeat = register("repeat", np.repeat, spelling="np.repeat", params=("a", "repeats", "axis"),
-                  defaults={"axis": None}, linear=("a",), doc="np.repeat(a, repeats[, axis]); x.repeat(...)")
+                  defaults={"axis": None}, linear=("a",),
+                  doc="np.repeat(a, repeats[, axis]); x.repeat(...) (Numba: int repeats, no axis)")
 repeat.example("np.repeat(x, 2)", x=real(2, 3)).example("np.repeat(x, 3, axis=1)", x=real(2, 2)) \
     .example("np.repeat(x, (1, 0, 2), axis=-1)", x=real(2, 3)) \
     .example("x.repeat(2, axis=0)", x=real(2, 3)).example("np.repeat(x, 3)", x=real())

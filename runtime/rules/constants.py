@@ -1,0 +1,237 @@
+"""Array constructors: zeros/ones/empty/eye/identity/arange (and their ``_like`` forms),
+whose outputs never carry a derivative, and the constructors whose values come from their
+arguments: ``np.full``/``np.full_like`` (linear in the fill value), ``np.linspace`` (linear
+in start and stop together) and ``np.array``/``np.asarray``/``np.ascontiguousarray``
+(linear in the object: a copy of an array, or the stack of a tuple literal of values --
+after specialization ``np.array([x, y])`` is ``np.array((x, y))``).
+
+The constructors that take ``dtype=`` pass it on to the tangent, so a float32 or complex
+output gets a tangent of the same type. An integer or boolean ``dtype`` known at transform
+time makes the output constant: `DtypeRule` then gives a zero tangent instead of the
+truncated one that the cast would make. (A dtype only known at run time, ``dtype=x.dtype``,
+is passed on as it is.)
+"""
+
+import gast
+import numpy as np
+
+from s2sad.runtime.domains import const, pos, real
+from s2sad.runtime.registry import register
+from s2sad.runtime.rules.shapes import MultiOutputRule, StaticCountError
+from s2sad.transforms.templates import DEFAULT, Zero
+
+
+def _static_dtype(node, namespace):
+    """The NumPy dtype an argument atom denotes at transform time, or None."""
+    if node is None or node is DEFAULT or isinstance(node, Zero):
+        return None
+    if isinstance(node, gast.Constant):
+        value = node.value
+    elif isinstance(node, gast.Name) and node.id in namespace:
+        value = namespace[node.id]
+    elif isinstance(node, gast.Attribute):  # np.float32 spelled as a dotted name
+        from s2sad.transforms import ops
+        value = ops.resolve(node, namespace)
+        if value is ops.MISSING:
+            return None
+    else:
+        return None
+    if value is None:
+        return None
+    try:
+        return np.dtype(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class DtypeRule(MultiOutputRule):
+    """A JVP template for a constructor with ``dtype=``: inlined as written (as a
+    `MultiOutputRule`, for ``np.linspace(..., retstep=True)``), except that an integer or
+    boolean dtype known at transform time gives a zero tangent."""
+
+    def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None):
+        dt = _static_dtype(bindings.get("dtype"), namespace)
+        if dt is not None and dt.kind not in "fc":
+            outs = bindings.get("out")
+            if isinstance(outs, gast.Tuple):
+                return [], tuple(Zero(like=e) for e in outs.elts)
+            return [], Zero()
+        return super().inline(bindings, namer, namespace, target, loc, temps)
+
+
+def defjvp_dtype(prim):
+    """Decorator: `prim`'s JVP rule is a `DtypeRule` (it must take ``dtype``, and ``out``
+    when the primitive may have several outputs)."""
+    def deco(fn):
+        rule = DtypeRule(fn, prim)
+        if "dtype" not in rule.params:
+            raise ValueError(f"{rule.where}: a dtype rule must take the parameter 'dtype'")
+        if prim.outputs is not None and "out" not in rule.params:
+            raise ValueError(f"{rule.where}: a multi-output rule must take the parameter 'out'")
+        prim.jvp = rule
+        return fn
+    return deco
+
+
+# ---------------------------------------------------------------- constant constructors
+
+def _constant(fn, name, params, defaults, keyword_only=(), doc=""):
+    return register(name, fn, spelling=f"np.{name}", params=params, defaults=defaults,
+                    keyword_only=keyword_only, nondiff=True, doc=doc)
+
+
+for _fn in (np.zeros, np.ones, np.empty):
+    _p = _constant(_fn, _fn.__name__, ("shape", "dtype", "order"), {"dtype": None, "order": "C"})
+    _p.example(f"np.{_fn.__name__}(x.shape) ** 0", x=real(3, 2)) \
+        .example(f"np.{_fn.__name__}((2, 3), dtype=np.complex128) ** 0", x=real()) \
+        .example(f"np.{_fn.__name__}(3, float) ** 0", x=real())
+for _fn, _first in ((np.zeros_like, "a"), (np.ones_like, "a"), (np.empty_like, "prototype")):
+    _p = _constant(_fn, _fn.__name__, (_first, "dtype", "order", "subok", "shape"),
+                   {"dtype": None, "order": "K", "subok": True, "shape": None})
+    _p.example(f"np.{_fn.__name__}(x) ** 0", x=real(3, 2)) \
+        .example(f"np.{_fn.__name__}(x, dtype=complex) ** 0", x=real(2)) \
+        .example(f"np.{_fn.__name__}(x, shape=(2, 2)) ** 0", x=real(3))
+eye = _constant(np.eye, "eye", ("N", "M", "k", "dtype", "order"),
+                {"M": None, "k": 0, "dtype": float, "order": "C"})
+eye.example("np.eye(3)", x=real()).example("np.eye(x.shape[0], 4, k=-1)", x=real(2, 3)) \
+    .example("np.eye(2, dtype=complex)", x=real(2))
+identity = _constant(np.identity, "identity", ("n", "dtype"), {"dtype": None})
+identity.example("np.identity(3)", x=real()).example("np.identity(x.shape[0])", x=real(4))
+arange = _constant(np.arange, "arange", ("start", "stop", "step", "dtype"),
+                   {"stop": None, "step": 1, "dtype": None},
+                   doc="np.arange([start,] stop[, step]): integer/float ranges, never differentiated")
+arange.example("np.arange(5)", x=real()).example("np.arange(1, 7, 2)", x=real()) \
+    .example("np.arange(x.shape[0], dtype=float)", x=real(3)) \
+    .example("np.arange(0.0, 1.0, 0.25)", x=real())
+del _fn, _first, _p
+
+
+# ---------------------------------------------------------------- np.full / np.full_like
+
+full = register("full", np.full, spelling="np.full", params=("shape", "fill_value", "dtype", "order"),
+                defaults={"dtype": None, "order": "C"}, linear=("fill_value",),
+                doc="np.full(shape, fill_value[, dtype]): linear in fill_value (Numba: a scalar "
+                    "fill value)")
+full.example("np.full((2, 3), v) * 2", v=real()) \
+    .example("np.full(4, v)", v=real()) \
+    .example("np.full((2, 3), v)", v=real(3)) \
+    .example("np.full(x.shape, v) + x", v=real(), x=real(2, 2)) \
+    .example("np.full((), v)", v=real()) \
+    .example("np.full(3, v, dtype=np.float64)", v=real()) \
+    .example("np.full(3, v, complex)", v=real()) \
+    .example("np.full(3, v, dtype=int) * 1.0 + v", v=real(), complex=False)
+
+
+@defjvp_dtype(full)
+def _(shape, fill_value, fill_value_dot, dtype=None, order="C"):
+    return np.full(shape, fill_value_dot, dtype=dtype, order=order)
+
+
+full_like = register("full_like", np.full_like, spelling="np.full_like",
+                     params=("a", "fill_value", "dtype", "order", "subok", "shape"),
+                     defaults={"dtype": None, "order": "K", "subok": True, "shape": None},
+                     linear=("fill_value",),
+                     doc="np.full_like(a, fill_value[, dtype]): linear in fill_value (an integer `a` "
+                         "without dtype= truncates the tangent as it does the value)")
+full_like.example("np.full_like(x, v) * x", x=real(3, 2), v=real()) \
+    .example("np.full_like(c, v)", c=const(np.zeros((2, 3))), v=real()) \
+    .example("np.full_like(c, v, shape=(2, 2))", c=const(np.zeros(3)), v=real(2)) \
+    .example("np.full_like(c, v, dtype=complex)", c=const(np.zeros(3)), v=real()) \
+    .example("np.full_like(c, v, dtype=int) * 1.0 + v", c=const(np.zeros(3)), v=real(),
+             complex=False)
+
+
+@defjvp_dtype(full_like)
+def _(a, fill_value, fill_value_dot, dtype=None, order="K", subok=True, shape=None):
+    return np.full_like(a, fill_value_dot, dtype=dtype, order=order, subok=subok, shape=shape)
+
+
+# ---------------------------------------------------------------- np.linspace
+
+
+def _linspace_outputs(bound):
+    from s2sad.transforms.values import Const
+    r = bound.get("retstep")
+    if r is None:
+        return None
+    if isinstance(r, Const):
+        return 2 if r.value else None
+    raise StaticCountError("np.linspace: retstep must be known at transform time",
+                           hint="pass retstep=True or False as a constant")
+
+
+linspace = register("linspace", np.linspace, spelling="np.linspace",
+                    params=("start", "stop", "num", "endpoint", "retstep", "dtype", "axis"),
+                    defaults={"num": 50, "endpoint": True, "retstep": False, "dtype": None, "axis": 0},
+                    linear=("start", "stop"), outputs=_linspace_outputs,
+                    doc="linear in (start, stop) together; retstep=True gives (samples, step) "
+                        "(Numba: scalar start, stop and num only)")
+linspace.example("np.linspace(a, b, 5)", a=real(), b=real()) \
+    .example("np.linspace(a, b)", a=real(), b=real()) \
+    .example("np.linspace(0.0, b, 4, endpoint=False)", b=real()) \
+    .example("np.linspace(a, 2.0, num=3)", a=real()) \
+    .example("np.linspace(a, b, 3, axis=1)", a=real(2), b=real(2)) \
+    .example("np.linspace(a, b, 4, dtype=np.float64)", a=real(), b=real()) \
+    .example("np.hstack(np.linspace(a, b, 4, retstep=True))", a=real(), b=real()) \
+    .example("np.linspace(a, b, 4, True, True)[1]", a=real(), b=real()) \
+    .example("np.linspace(a, b, 4, dtype=int) * 1.0 + a", a=pos(), b=pos(lo=3.0, hi=4.0),
+             complex=False)
+
+
+@defjvp_dtype(linspace)
+def _(start, stop, out, start_dot, stop_dot, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    return np.linspace(start_dot, stop_dot, num, endpoint=endpoint, retstep=retstep, dtype=dtype,
+                       axis=axis)
+
+
+# ---------------------------------------------------------------- np.array / np.asarray
+
+array = register("array", np.array, spelling="np.array",
+                 params=("object", "dtype", "copy", "order", "ndmin"),
+                 defaults={"dtype": None, "copy": True, "order": "K", "ndmin": 0},
+                 keyword_only=("copy", "order", "ndmin"), linear=("object",),
+                 doc="np.array(object[, dtype]): a copy of an array, or the stack of a tuple of "
+                     "values (Numba: of a tuple only; copy an array with np.copy)")
+array.example("np.array([x, y]) * 2", x=real(), y=real()) \
+    .example("np.array([[x, 1.0], [2.0, y]])", x=real(), y=real()) \
+    .example("np.array((x, y, x))", x=real(2), y=real(2)) \
+    .example("np.array(x)", x=real(3, 2)) \
+    .example("np.array(x)", x=real()) \
+    .example("np.array([x, 3.0], dtype=complex)", x=real()) \
+    .example("np.array(x, ndmin=2)", x=real(3)) \
+    .example("np.array((x, y), np.float64, copy=True)", x=real(), y=real(), complex=False) \
+    .example("np.array((x, y), dtype=int) * 1.0 + x", x=real(), y=real(), complex=False) \
+    .example("x[np.array([0, 2])]", x=real(3))
+
+
+@defjvp_dtype(array)
+def _(object, object_dot, dtype=None, copy=True, order="K", ndmin=0):
+    return np.array(object_dot, dtype=dtype, copy=copy, order=order, ndmin=ndmin)
+
+
+asarray = register("asarray", np.asarray, spelling="np.asarray", params=("a", "dtype", "order", "copy"),
+                   defaults={"dtype": None, "order": None, "copy": None}, keyword_only=("copy",),
+                   linear=("a",), doc="np.asarray(a[, dtype])")
+asarray.example("np.asarray(x)", x=real(3)) \
+    .example("np.asarray(x)", x=real()) \
+    .example("np.asarray([x, y]) * x", x=real(), y=real()) \
+    .example("np.asarray((x, y), dtype=complex)", x=real(2), y=real(2)) \
+    .example("np.asarray(x, float, 'F')", x=real(2, 3)) \
+    .example("np.asarray(x, dtype=int) * 1.0 + x", x=real(3), complex=False)
+
+
+@defjvp_dtype(asarray)
+def _(a, a_dot, dtype=None, order=None, copy=None):
+    return np.asarray(a_dot, dtype=dtype, order=order, copy=copy)
+
+
+ascontiguousarray = register("ascontiguousarray", np.ascontiguousarray, spelling="np.ascontiguousarray",
+                             params=("a", "dtype"), defaults={"dtype": None}, linear=("a",),
+                             doc="np.ascontiguousarray(a[, dtype]) (before reshaping a transpose in Numba)")
+ascontiguousarray.example("np.ascontiguousarray(x.T)", x=real(3, 2)) \
+    .example("np.ascontiguousarray(x, dtype=complex)", x=real(2))
+
+
+@defjvp_dtype(ascontiguousarray)
+def _(a, a_dot, dtype=None):
+    return np.ascontiguousarray(a_dot, dtype=dtype)

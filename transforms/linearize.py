@@ -1,0 +1,692 @@
+"""Linearize: split JVP code into its primal part and its linear (tangent) part.
+
+Input: a callee and which of its parameters are *linear* (the tangents of a JVP, or the
+tangent arguments of a custom_jvp rule), and which of its outputs are linear. A variable
+is linear when it depends on a linear parameter; a statement defining one is a *linear
+statement* and must be linear in its linear arguments (checked against the primitives'
+`linear` marks) -- otherwise the JVP rule that produced it was not linear.
+
+Output: two functions over the same control structure.
+
+- The *forward sweep*: the primal statements, plus the records the linear part needs.
+  A primal value read by the linear part is a *residual*. A residual that is reassigned
+  or written in place after its use is snapshotted at the use (``x_1 = x``, or a copy for
+  an array written in place). A residual defined inside a loop (or, when the two parts
+  become separate functions, inside any branch) is recorded on a tape, a list per
+  variable: ``cos_x_tape.append(cos_x)`` right after its definition. Straight-line code
+  needs no record. Loops whose trip count cannot be recomputed (``while``, ``break``)
+  count their trips; which ``except`` ran is a flag.
+- The *linear program*: only the linear statements, in the same control structure over
+  residuals; a block starts by reading its records (``cos_x = cos_x_tape[cos_x_at]``).
+  `transpose` runs it backwards; run forwards, it is ``linearize``'s ``jvp_fn``.
+
+A call that mixes primal and linear values (``y, y_dot = g_jvp(x, x_dot)``) becomes
+``y, g_res = g_fwd(x)`` in the forward sweep and ``y_dot = g_lin(g_res, x_dot)`` in the
+linear program (see `vjp.split`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import gast
+
+from s2sad.errors import TransformError
+from s2sad.transforms import ir, ops
+from s2sad.transforms.activity import targets_of
+from s2sad.transforms.naming import Namer, names_in
+from s2sad.transforms.restructure import restructure
+
+# primitives whose result may share memory with their (first) argument
+_VIEWS = {"copy", "getitem", "reshape", "transpose", "swapaxes", "moveaxis", "squeeze",
+          "expand_dims", "broadcast_to", "ravel", "real", "imag", "diagonal", "flip",
+          "atleast_1d", "atleast_2d"}
+
+
+def loads(node):
+    return [n.id for n in gast.walk(node) if isinstance(n, gast.Name)
+            and not isinstance(n.ctx, (gast.Store, gast.Param))]
+
+
+def stores(node):
+    return [n.id for n in gast.walk(node) if isinstance(n, gast.Name)
+            and isinstance(n.ctx, (gast.Store, gast.Param))]
+
+
+def blocks_of(s):
+    if isinstance(s, gast.If):
+        return [s.body, s.orelse]
+    if isinstance(s, (gast.For, gast.While)):
+        return [s.body]
+    if isinstance(s, gast.Try):
+        return [s.body] + [h.body for h in s.handlers]
+    return []
+
+
+class RecordRead:
+    """Marker attribute on the linear program's record reads (see `transpose`)."""
+
+
+class Linearized:
+    """Result: forward sweep and linear program, plus what connects them."""
+
+    def __init__(self):
+        self.fwd_body = []          # forward sweep (ends without return)
+        self.lin_body = []          # linear program (ends without return)
+        self.primal_params = []
+        self.linear_params = []
+        self.primal_outs = []       # atoms returned by the forward sweep
+        self.linear_outs = []       # atoms returned by the linear program
+        self.out_mask = ()          # per output position: linear?
+        self.residuals = []         # names the linear program reads from the forward sweep
+        self.tapes = []             # tape variables (lists) created by the forward sweep
+        self.cursors = []           # cursor variables of the linear program's record reads
+        self.witness = {}           # linear var -> residual with its shape and dtype
+        self.namespace = {}
+        self.namer = None
+        self.linear = set()
+
+
+class Linearizer:
+    def __init__(self, callee, linear_params, linear_out, mode="fused", witness=None):
+        self.c = callee
+        self.mode = mode
+        self.fdef = copy.deepcopy(callee.fdef)
+        self.ns = dict(callee.namespace)
+        self.namer = Namer(names_in(self.fdef) | set(self.ns))
+        restructure(self.fdef, self.namer)
+        self.linear_params = list(linear_params)
+        self.linear_out = tuple(linear_out)
+        self.filename = getattr(callee, "filename", "<generated>")
+        self.witness = dict(witness or {})
+        self.primal_of = dict(witness or {})  # tangent -> its primal variable (JVP code)
+        self.loc = None
+
+    def error(self, msg, node=None, hint=None):
+        node = node if node is not None else self.loc
+        return TransformError(msg, filename=self.filename, lineno=getattr(node, "lineno", None),
+                              hint=hint)
+
+    # =============================================================== analysis
+    def classify(self, split_callee):
+        """Linear variables and statements; mixed calls with their callee splits."""
+        linear = set(self.linear_params)
+        lin_stmts = set()
+        mixed = {}
+        changed = True
+
+        def visit(block):
+            nonlocal changed
+            for s in block:
+                self.loc = s
+                if isinstance(s, gast.Assign):
+                    t = s.targets[0]
+                    reads = loads(s.value)
+                    if isinstance(t, gast.Subscript):
+                        base = t.value.id
+                        if base in linear or any(n in linear for n in reads):
+                            lin_stmts.add(id(s))
+                            if base not in linear:
+                                linear.add(base)
+                                changed = True
+                        continue
+                    outs = targets_of(s)
+                    op = ops.classify(s.value, self.ns)
+                    if op.kind == "call":
+                        mask = tuple(isinstance(a, gast.Name) and a.id in linear for a in op.call_args)
+                        if any(mask):
+                            split = split_callee(op.callee, mask)
+                            mixed[id(s)] = (op, mask, split)
+                            for n, m in zip(outs, split.out_mask):
+                                if m and n not in linear:
+                                    linear.add(n)
+                                    changed = True
+                        continue
+                    if any(n in linear for n in reads):
+                        lin_stmts.add(id(s))
+                        for n in outs:
+                            if n not in linear:
+                                linear.add(n)
+                                changed = True
+                elif isinstance(s, gast.Expr) and isinstance(s.value, gast.Call):
+                    v = s.value
+                    if isinstance(v.func, gast.Attribute) and v.func.attr == "append" \
+                            and isinstance(v.func.value, gast.Name) and v.func.value.id not in self.ns:
+                        lst = v.func.value.id
+                        if lst in linear or any(n in linear for n in loads(v.args[0])):
+                            lin_stmts.add(id(s))
+                            if lst not in linear:
+                                linear.add(lst)
+                                changed = True
+                    elif any(n in linear for n in loads(v)):
+                        op = ops.classify(v, self.ns)
+                        if op.kind != "call":
+                            raise self.error(f"a tangent value is passed to {ast_label(v)}, a call "
+                                             f"kept for its side effect; reverse mode cannot "
+                                             f"transpose it", hint="pass primal values only")
+                        mask = tuple(isinstance(a, gast.Name) and a.id in linear for a in op.call_args)
+                        mixed[id(s)] = (op, mask, split_callee(op.callee, mask))
+                for sub in blocks_of(s):
+                    visit(sub)
+
+        while changed:
+            changed = False
+            visit(self.fdef.body)
+        self.linear = linear
+        self.lin_stmts = lin_stmts
+        self.mixed = mixed
+        self._check()
+
+    def _check(self):
+        def visit(block):
+            for s in block:
+                self.loc = s
+                if isinstance(s, (gast.If, gast.While)) and any(n in self.linear for n in loads(s.test)):
+                    raise self.error("control flow depends on a tangent value",
+                                     hint="a JVP rule must be linear in its tangents")
+                if isinstance(s, gast.For) and any(n in self.linear for n in loads(s.iter)):
+                    raise self.error("a loop bound depends on a tangent value",
+                                     hint="a JVP rule must be linear in its tangents")
+                if id(s) in self.lin_stmts and isinstance(s, gast.Assign):
+                    self._check_stmt(s)
+                for sub in blocks_of(s):
+                    visit(sub)
+        visit(self.fdef.body)
+
+    def _check_stmt(self, s):
+        t = s.targets[0]
+        if isinstance(t, gast.Subscript):
+            if any(n in self.linear for n in loads(t.slice)):
+                raise self.error("an index depends on a tangent value")
+            return
+        op = ops.classify(s.value, self.ns)
+        if op.kind != "prim":
+            return
+        prim = op.prim
+        lin = [p for p, a in op.args.items() if any(n in self.linear for n in loads(a))]
+        bad = [p for p in lin if p not in prim.linear]
+        if prim.nondiff or bad:
+            raise self.error(f"{prim.label()} is applied to a tangent value, which is not linear "
+                             f"(in its argument {', '.join(bad) or lin[0]})",
+                             hint="a JVP rule (custom_jvp) must return a tangent that is linear "
+                                  "in the input tangents")
+        if prim.bilinear and len(lin) > 1:
+            raise self.error(f"{prim.label()} of two tangent values is not linear",
+                             hint="a JVP rule (custom_jvp) must return a tangent that is linear "
+                                  "in the input tangents")
+
+    # ------------------------------------------------------------ residual plan
+    def plan(self):
+        """Count definitions, find arrays written in place (and their aliases), and which
+        statements hold linear content."""
+        self.defs = {}
+        for n in gast.walk(self.fdef):
+            if isinstance(n, gast.Name) and isinstance(n.ctx, (gast.Store, gast.Param)):
+                self.defs[n.id] = self.defs.get(n.id, 0) + 1
+        # arrays (and lists) modified in place by the primal part, and their aliases
+        risky = set()
+        links = []
+        for n in gast.walk(self.fdef):
+            if isinstance(n, gast.Assign) and id(n) not in self.lin_stmts:
+                t = n.targets[0]
+                if isinstance(t, gast.Subscript):
+                    risky.add(t.value.id)
+                elif isinstance(t, gast.Name):
+                    try:
+                        op = ops.classify(n.value, self.ns)
+                    except KeyError:
+                        continue
+                    if op.kind == "prim" and (op.prim.name in _VIEWS or op.prim.name == "method.pop"):
+                        src = op.args.get("x", op.args.get("a"))
+                        if isinstance(src, gast.Name):
+                            links.append((t.id, src.id))
+            elif isinstance(n, gast.Expr) and isinstance(n.value, gast.Call) and \
+                    isinstance(n.value.func, gast.Attribute) and n.value.func.attr in ("append", "pop") \
+                    and isinstance(n.value.func.value, gast.Name) and id(n) not in self.lin_stmts:
+                risky.add(n.value.func.value.id)
+        changed = True
+        while changed:
+            changed = False
+            for a, b in links:
+                if (a in risky) != (b in risky):
+                    risky.update((a, b))
+                    changed = True
+        self.risky = risky
+
+    def has_linear(self, s) -> bool:
+        if id(s) in self.lin_stmts or id(s) in self.mixed:
+            return True
+        return any(self.has_linear(x) for b in blocks_of(s) for x in b)
+
+    # =============================================================== emission
+    def run(self, split_callee) -> Linearized:
+        self.classify(split_callee)
+        self.plan()
+        out = Linearized()
+        self.out = out
+        self.residual_defs = {}   # residual name -> True when it must be taped
+        self.tapes = {}           # residual -> tape name
+        self.cursor = {}          # residual -> cursor name
+        self.used = set()         # residual names the linear program reads
+        body = self.fdef.body
+        ret = body[-1] if body and isinstance(body[-1], gast.Return) else None
+        if ret is not None:
+            body = body[:-1]
+        # Residuals are discovered while emitting; tapes are added in a second pass.
+        fwd, lin = self.block(body, depth=0, top=True)
+        if ret is not None:
+            atoms = list(ret.value.elts) if isinstance(ret.value, gast.Tuple) else [ret.value]
+            if len(atoms) != len(self.linear_out):
+                atoms = [ret.value] if len(self.linear_out) == 1 else atoms
+            for a, m in zip(atoms, self.linear_out):
+                if m:
+                    out.linear_outs.append(a)
+                    for n in loads(a):
+                        if n not in self.linear:
+                            self.use(n)
+                else:
+                    out.primal_outs.append(a)
+        out.fwd_body = fwd
+        out.lin_body = lin
+        out.primal_params = [p for p in self.c.params if p not in self.linear_params]
+        out.linear_params = list(self.linear_params)
+        out.out_mask = self.linear_out
+        taped = set(self.tapes)
+        out.residuals = sorted(n for n in self.used if n not in taped) + sorted(self.tapes.values())
+        out.tapes = sorted(self.tapes.values())
+        out.cursors = sorted(self.cursor.values())
+        out.witness = self.witness
+        out.namespace = self.ns
+        out.namer = self.namer
+        out.linear = self.linear
+        return out
+
+    def use(self, name):
+        """The linear program reads primal variable `name`."""
+        if name in self.ns or name in self.linear:
+            return
+        self.used.add(name)
+
+    # ------------------------------------------------------------------ blocks
+    def block(self, stmts, depth, top=False):
+        """Emit a block: returns (forward statements, linear statements)."""
+        fwd, lin = [], []
+        local_res = []   # residuals defined in this block (in order)
+        snaps = {}       # residual -> snapshot name valid at this point of the block
+        saved_pending = getattr(self, "pending_prologue", [])
+        self.pending_prologue = []
+        for s in stmts:
+            self.loc = s
+            if id(s) in self.lin_stmts:
+                new = self.residualize(s, fwd, snaps, local_res)
+                lin.append(new)
+            elif id(s) in self.mixed:
+                self.mixed_call(s, fwd, lin, snaps, local_res)
+            elif isinstance(s, gast.If):
+                fb, lb = self.block(s.body, depth)
+                fo, lo = self.block(s.orelse, depth)
+                fwd.append(ir.copy_loc(gast.If(test=s.test, body=fb or [gast.Pass()], orelse=fo), s))
+                if lb or lo:
+                    test = self.read_residual(s.test, fwd, snaps, local_res)
+                    lin.append(ir.copy_loc(gast.If(test=test, body=lb or [gast.Pass()], orelse=lo), s))
+            elif isinstance(s, gast.For):
+                self.for_loop(s, fwd, lin, depth, snaps, local_res)
+            elif isinstance(s, gast.While):
+                self.while_loop(s, fwd, lin, depth, snaps, local_res)
+            elif isinstance(s, gast.Try):
+                self.try_stmt(s, fwd, lin, depth, snaps, local_res)
+            else:
+                fwd.append(s)
+                # a reassignment or an in-place write invalidates snapshots of that name
+                for n in stores(s):
+                    snaps.pop(n, None)
+                if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Subscript):
+                    snaps.pop(s.targets[0].value.id, None)
+                for n in stores(s):
+                    local_res.append((n, s))
+        # record the residuals this block defined, where the linear program needs them
+        self._records(fwd, lin, local_res, depth, top)
+        if self.pending_prologue:
+            i = _prologue_end(lin)
+            lin[i:i] = self.pending_prologue
+        self.pending_prologue = saved_pending
+        return fwd, lin
+
+    def _records(self, fwd, lin, local_res, depth, top):
+        needs_tape = depth > 0 or (self.mode == "split" and not top)
+        if not needs_tape:
+            return
+        reads = []
+        seen = set()
+        for name, stmt in local_res:
+            if name in seen or name not in self.used:
+                continue
+            seen.add(name)
+            tape = self.tapes.get(name)
+            if tape is None:
+                tape = self.tapes[name] = self.namer.fresh(f"{name}_tape")
+                self.cursor[name] = self.namer.fresh(f"{name}_at")
+            # push right after the (last) definition of `name` in this block
+            idx = _index_after(fwd, stmt)
+            push = ir.expr_stmt(ir.call(ir.attr(ir.name(tape), "append"), [ir.name(name)]), stmt)
+            fwd.insert(idx, push)
+            reads.append(self._record_read(name, stmt))
+            step = ir.assign(self.cursor[name], gast.BinOp(left=ir.name(self.cursor[name]), op=gast.Add(),
+                                                           right=ir.const(1)), stmt)
+            step.prologue = True
+            step.cursor_step = True
+            reads.append(step)
+        lin[:0] = reads
+
+    def _record_read(self, name, loc):
+        """``name = tape[cursor]`` at the start of a linear block (the cursor advances in
+        the statement after it; `transpose` reads the same record backwards)."""
+        tape, cur = self.tapes[name], self.cursor[name]
+        read = ir.assign(name, gast.Subscript(value=ir.name(tape), slice=ir.name(cur), ctx=gast.Load()), loc)
+        read.record = (name, tape, cur)
+        read.prologue = True
+        return read
+
+    # ----------------------------------------------------- linear statements
+    def read_residual(self, atom, fwd, snaps, local_res, kind="value"):
+        """The atom the linear program uses to read primal value `atom` here."""
+        if not isinstance(atom, gast.Name) or atom.id in self.ns or atom.id in self.linear:
+            return atom
+        name = atom.id
+        need_snap = self.defs.get(name, 0) > 1 or (kind == "value" and name in self.risky)
+        if not need_snap:
+            self.use(name)
+            return atom
+        snap = snaps.get(name)
+        if snap is None:
+            snap = self.namer.fresh(name)
+            value = ir.call("np.copy", [ir.name(name)]) if (kind == "value" and name in self.risky) \
+                else ir.name(name)
+            stmt = ir.assign(snap, value, self.loc)
+            fwd.append(stmt)
+            local_res.append((snap, stmt))
+            snaps[name] = snap
+            if snap in self.witness.values():
+                pass
+        self.use(snap)
+        return ir.name(snap)
+
+    def residualize(self, s, fwd, snaps, local_res):
+        """A copy of linear statement `s` reading residuals through snapshots."""
+        new = copy.deepcopy(s)
+
+        class Sub(gast.NodeTransformer):
+            def visit_Name(inner, node):
+                if isinstance(node.ctx, gast.Load) and node.id not in self.linear and node.id not in self.ns:
+                    return self.read_residual(node, fwd, snaps, local_res)
+                return node
+        if isinstance(new, gast.Assign):
+            new.value = Sub().visit(new.value)
+            t = new.targets[0]
+            if isinstance(t, gast.Subscript):
+                t.slice = Sub().visit(t.slice)
+        elif isinstance(new, gast.Expr):
+            new.value = Sub().visit(new.value)
+        # witnesses of the linear arguments, as they are at this statement
+        arg_w = {}
+        for n in loads(s.value if isinstance(s, (gast.Assign, gast.Expr)) else s):
+            if n in self.linear:
+                w = self.primal_of.get(n)
+                if w is not None and w not in self.linear:
+                    wa = self.read_residual(ir.name(w), fwd, snaps, local_res, kind="meta")
+                    arg_w[n] = wa.id
+                elif n in self.witness:
+                    arg_w[n] = self.witness[n]
+        new.arg_witness = arg_w
+        if isinstance(new, gast.Assign) and isinstance(new.targets[0], gast.Name):
+            t = new.targets[0].id
+            if t in self.linear:
+                # the shape witness of the value this statement defines (per definition)
+                w = self.primal_of.get(t)
+                if w is not None:
+                    wa = self.read_residual(ir.name(w), fwd, snaps, local_res, kind="meta")
+                    new.witness = wa.id
+                else:
+                    new.witness = self.derive_witness(t, new, fwd, local_res)
+                if new.witness is not None:
+                    self.witness[t] = new.witness
+        return new
+
+    _SAME_SHAPE = {"copy", "neg", "pos", "conj", "method.astype", "np.copy", "method.copy"}
+    _REAL = {"real", "imag", "abs", "angle"}
+
+    def derive_witness(self, t, stmt, fwd, local_res):
+        """A shape witness for linear `t` from the witnesses of what defines it."""
+        from s2sad.runtime import helpers
+        op = ops.classify(stmt.value, self.ns)
+        if op.kind != "prim":
+            return
+        prim = op.prim
+
+        def wit(a):
+            if isinstance(a, gast.Name) and a.id in self.linear:
+                w = self.witness.get(a.id)
+                return ir.name(w) if w is not None else None
+            if isinstance(a, (gast.Tuple, gast.List)):
+                elts = [wit(e) for e in a.elts]
+                return None if any(e is None for e in elts) else type(a)(elts=elts, ctx=gast.Load())
+            return copy.deepcopy(a)
+        args = {p: wit(a) for p, a in op.args.items()}
+        if any(v is None for p, v in args.items() if p in prim.linear):
+            return None
+        lin_args = [a for p, a in op.args.items() if p in prim.linear and
+                    any(n in self.linear for n in loads(a))]
+        if prim.name in self._SAME_SHAPE and len(lin_args) == 1 and isinstance(lin_args[0], gast.Name):
+            return self.witness[lin_args[0].id]
+        base = t[:-4] if t.endswith("_dot") else t
+        name = self.namer.fresh(f"{base}_like")
+        if prim.name in self._REAL:
+            self.ns["real_witness"] = helpers.real_witness
+            value = ir.call(ir.name("real_witness"), [args[prim.params[0]]])
+        elif prim.elementwise or prim.kind in ("binop", "unaryop"):
+            operands = [v for v in args.values() if not isinstance(v, gast.Constant)]
+            ids = {v.id for v in operands if isinstance(v, gast.Name)}
+            if len(operands) == 1 or (len(ids) == 1 and all(isinstance(v, gast.Name) for v in operands)):
+                if isinstance(operands[0], gast.Name):
+                    return operands[0].id
+            self.ns["shape_witness"] = helpers.shape_witness
+            value = ir.call(ir.name("shape_witness"), operands[:4])
+        else:
+            value = ops.build(prim, args)
+        st = ir.assign(name, value, stmt)
+        fwd.append(st)
+        local_res.append((name, st))
+        self.use(name)
+        return name
+
+    def mixed_call(self, s, fwd, lin, snaps, local_res):
+        op, mask, split = self.mixed[id(s)]
+        outs = targets_of(s) if isinstance(s, gast.Assign) else []
+        res = self.namer.fresh(f"{op.callee.name}_res")
+        fname = self._bind(split.fwd)
+        lname = self._bind(split.lin)
+        p_args = [a for a, m in zip(op.call_args, mask) if not m]
+        l_args = [a for a, m in zip(op.call_args, mask) if m]
+        p_outs = [n for n, m in zip(outs, split.out_mask) if not m]
+        l_outs = [n for n, m in zip(outs, split.out_mask) if m]
+        targets = [ir.store(n) for n in p_outs] + [ir.store(res)]
+        call = ir.call(ir.name(fname), [copy.deepcopy(a) for a in p_args])
+        stmt = ir.assign(ir.tuple_(targets, gast.Store()) if len(targets) > 1 else targets[0], call, s)
+        fwd.append(stmt)
+        for n in p_outs + [res]:
+            snaps.pop(n, None)
+            local_res.append((n, stmt))
+        self.use(res)
+        lcall = ir.call(ir.name(lname), [ir.name(res)] + [copy.deepcopy(a) for a in l_args])
+        if l_outs:
+            ltarget = ir.tuple_([ir.store(n) for n in l_outs], gast.Store()) if len(l_outs) > 1 \
+                else ir.store(l_outs[0])
+            new = ir.assign(ltarget, lcall, s)
+        else:
+            new = ir.expr_stmt(lcall, s)
+        new.mixed = (split, mask, op.callee)
+        lin.append(new)
+
+    def _bind(self, callee):
+        for k, v in self.ns.items():
+            if v is callee:
+                return k
+        name = callee.name
+        if name in self.ns or name in self.namer.taken:
+            name = self.namer.fresh(name)
+        self.namer.reserve(name)
+        self.ns[name] = callee
+        return name
+
+    # ------------------------------------------------------------------- loops
+    def for_loop(self, s, fwd, lin, depth, snaps, local_res):
+        body_fwd, body_lin = self.block(s.body, depth + 1)
+        has_break = any(isinstance(n, gast.Break) for n in _direct(s.body))
+        if not body_lin:
+            fwd.append(ir.copy_loc(gast.For(target=s.target, iter=s.iter, body=body_fwd or [gast.Pass()],
+                                            orelse=[], type_comment=None), s))
+            return
+        rng = s.iter
+        if not (isinstance(rng, gast.Call) and ir.dotted_name(rng.func) == "range"):
+            raise self.error("internal: loops reach reverse mode as range loops")
+        target = s.target.id
+        if not has_break:
+            args = [self.read_residual(a, fwd, snaps, local_res) for a in rng.args]
+            fwd.append(ir.copy_loc(gast.For(target=s.target, iter=s.iter, body=body_fwd,
+                                            orelse=[], type_comment=None), s))
+            for n in stores(s):
+                snaps.pop(n, None)
+            lin.append(ir.copy_loc(gast.For(target=ir.store(target), iter=ir.call(ir.name("range"), args),
+                                            body=body_lin, orelse=[], type_comment=None), s))
+            self.ns.setdefault("range", range)
+            return
+        # a loop left by `break`: count the iterations, and recompute the index from them
+        trips = self.namer.fresh("trips")
+        fwd.append(ir.assign(trips, ir.const(0), s))
+        body_fwd.insert(0, ir.assign(trips, gast.BinOp(left=ir.name(trips), op=gast.Add(),
+                                                       right=ir.const(1)), s))
+        fwd.append(ir.copy_loc(gast.For(target=s.target, iter=s.iter, body=body_fwd,
+                                        orelse=[], type_comment=None), s))
+        n = self.namer.fresh("n_trips")
+        stmt = ir.assign(n, ir.name(trips), s)
+        fwd.append(stmt)
+        local_res.append((n, stmt))
+        self.use(n)
+        k = self.namer.fresh("k")
+        a = rng.args
+        start = a[0] if len(a) > 1 else ir.const(0)
+        step = a[2] if len(a) > 2 else ir.const(1)
+        start = self.read_residual(start, fwd, snaps, local_res)
+        step = self.read_residual(step, fwd, snaps, local_res)
+        idx = gast.BinOp(left=start, op=gast.Add(),
+                         right=gast.BinOp(left=ir.name(k), op=gast.Mult(), right=step))
+        recompute = ir.assign(target, idx, s)
+        recompute.prologue = True
+        body_lin.insert(_prologue_end(body_lin), recompute)
+        lin.append(ir.copy_loc(gast.For(target=ir.store(k), iter=ir.call(ir.name("range"), [ir.name(n)]),
+                                        body=body_lin, orelse=[], type_comment=None), s))
+        self.ns.setdefault("range", range)
+
+    def while_loop(self, s, fwd, lin, depth, snaps, local_res):
+        body_fwd, body_lin = self.block(s.body, depth + 1)
+        if not body_lin:
+            fwd.append(ir.copy_loc(gast.While(test=s.test, body=body_fwd or [gast.Pass()], orelse=[]), s))
+            return
+        trips = self.namer.fresh("trips")
+        fwd.append(ir.assign(trips, ir.const(0), s))
+        body_fwd.insert(0, ir.assign(trips, gast.BinOp(left=ir.name(trips), op=gast.Add(),
+                                                       right=ir.const(1)), s))
+        fwd.append(ir.copy_loc(gast.While(test=s.test, body=body_fwd, orelse=[]), s))
+        n = self.namer.fresh("n_trips")
+        stmt = ir.assign(n, ir.name(trips), s)
+        fwd.append(stmt)
+        local_res.append((n, stmt))
+        self.use(n)
+        k = self.namer.fresh("k")
+        lin.append(ir.copy_loc(gast.For(target=ir.store(k), iter=ir.call(ir.name("range"), [ir.name(n)]),
+                                        body=body_lin, orelse=[], type_comment=None), s))
+        self.ns.setdefault("range", range)
+
+    def try_stmt(self, s, fwd, lin, depth, snaps, local_res):
+        """try/except: the forward sweep records which handler ran and how many top-level
+        statements of the body completed; the linear program replays exactly those."""
+        if not self.has_linear(s):
+            fwd.append(s)
+            return
+        ran = self.namer.fresh("handler")
+        progress = self.namer.fresh("progress")
+        fwd.append(ir.assign(ran, ir.const(0), s))
+        fwd.append(ir.assign(progress, ir.const(0), s))
+        body_f, parts = [], []
+        for i, st in enumerate(s.body):
+            f_i, l_i = self.block([st], depth)
+            body_f.extend(f_i)
+            if not isinstance(st, (gast.Raise, gast.Return, gast.Break, gast.Continue)):
+                body_f.append(ir.assign(progress, ir.const(i + 1), st))
+            parts.append(l_i)
+        handlers, hlins = [], []
+        for i, h in enumerate(s.handlers, 1):
+            hf, hl = self.block(h.body, depth)
+            hf = [ir.assign(ran, ir.const(i), h)] + hf
+            handlers.append(ir.copy_loc(gast.ExceptHandler(type=h.type, name=h.name, body=hf), h))
+            hlins.append(hl)
+        fwd.append(ir.copy_loc(gast.Try(body=body_f, handlers=handlers, orelse=[], finalbody=[]), s))
+        ran_r = self._snapshot_after(ran, s, fwd, local_res)
+        reached = self._snapshot_after(progress, s, fwd, local_res)
+        prologue = []
+        for i, l_i in enumerate(parts):
+            if not l_i:
+                continue
+            done = self.namer.fresh("done")
+            test = ir.assign(done, gast.Compare(left=ir.name(reached), ops=[gast.Gt()],
+                                                comparators=[ir.const(i)]), s)
+            test.prologue = True
+            prologue.append(test)
+            lin.append(ir.if_(ir.name(done), l_i, [], s))
+        for i, hl in enumerate(hlins, 1):
+            if not hl:
+                continue
+            inside = self.namer.fresh("in_handler")
+            test = ir.assign(inside, gast.Compare(left=ir.name(ran_r), ops=[gast.Eq()],
+                                                  comparators=[ir.const(i)]), s)
+            test.prologue = True
+            prologue.append(test)
+            lin.append(ir.if_(ir.name(inside), hl, [], s))
+        self.pending_prologue.extend(prologue)
+
+    def _snapshot_after(self, var, loc, fwd, local_res):
+        name = self.namer.fresh(var)
+        st = ir.assign(name, ir.name(var), loc)
+        fwd.append(st)
+        local_res.append((name, st))
+        self.use(name)
+        return name
+
+
+def _prologue_end(block):
+    i = 0
+    while i < len(block) and getattr(block[i], "prologue", False):
+        i += 1
+    return i
+
+
+def _index_after(block, stmt):
+    for i in range(len(block) - 1, -1, -1):
+        if block[i] is stmt:
+            return i + 1
+    return len(block)
+
+
+def _direct(block):
+    """Statements of `block` and its branches, not inside nested loops."""
+    out = []
+    for s in block:
+        out.append(s)
+        if isinstance(s, (gast.If, gast.Try)):
+            for b in blocks_of(s):
+                out.extend(_direct(b))
+    return out
+
+
+def ast_label(call):
+    return ir.dotted_name(call.func) or "a function"

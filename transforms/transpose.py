@@ -1,0 +1,422 @@
+"""Transpose: the linear program run backwards -- cotangent code.
+
+Each linear statement ``y = L(x, ...)`` becomes ``x_bar += L_x^T(y_bar)`` by the
+primitive's transpose rule (a template, like JVP rules); control flow is mirrored: a
+block's statements in reverse order, after its record reads (which now walk the tapes
+backwards), ``if`` on the same condition, loops over the same (reversed) ranges.
+
+A cotangent is assigned at its first write and accumulated after, so every cotangent
+variable keeps one type (Numba). Which cotangents are zero is tracked while emitting:
+contributions from a zero cotangent are skipped; where paths meet with a cotangent zero on
+one path and not on the other, an explicit zero is written on that path (shaped like the
+variable's *witness*, the primal value with its shape and dtype).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import gast
+
+from s2sad.errors import TransformError
+from s2sad.transforms import ir, ops
+from s2sad.transforms.linearize import loads, stores
+from s2sad.transforms.templates import DEFAULT, Zero
+
+ZERO, NONZERO = 0, 1
+
+
+class Transposer:
+    def __init__(self, lin, namer, filename="<generated>"):
+        self.L = lin
+        self.ns = lin.namespace
+        self.namer = namer
+        self.filename = filename
+        self.bars: dict = {}
+        self.state: dict = {}
+        self.cur_witness: dict = {}   # witness of the value a cotangent belongs to, here
+        self.arg_witness: dict = {}
+        self.loc = None
+        self.setitem_targets = set()
+        for n in gast.walk(ir.function_def("x", [], lin.lin_body)):
+            if isinstance(n, gast.Assign) and isinstance(n.targets[0], gast.Subscript):
+                self.setitem_targets.add(n.targets[0].value.id)
+
+    def error(self, msg, hint=None):
+        return TransformError(msg, filename=self.filename, lineno=getattr(self.loc, "lineno", None),
+                              hint=hint)
+
+    # ------------------------------------------------------------ names/state
+    def bar(self, var):
+        name = self.bars.get(var)
+        if name is None:
+            base = var[:-4] if var.endswith("_dot") else var
+            name = self.namer.fresh(f"{base}_bar")
+            self.bars[var] = name
+        return name
+
+    def witness(self, var):
+        w = self.cur_witness.get(var) or self.L.witness.get(var)
+        if w is None:
+            raise self.error(f"internal: no shape witness for the tangent {var}")
+        return w
+
+    def zero_of(self, var):
+        from s2sad.runtime import helpers
+        self.ns["zero_tangent"] = helpers.zero_tangent
+        return ir.call(ir.name("zero_tangent"), [ir.name(self.witness(var))])
+
+    def materialize(self, var, out):
+        """Write an explicit zero cotangent for `var`."""
+        out.append(ir.assign(self.bar(var), self.zero_of(var), self.loc))
+        self.state[var] = NONZERO
+
+    def accumulate(self, var, contrib, out):
+        """bar(var) += contrib (assign at the first write)."""
+        if isinstance(contrib, Zero):
+            return
+        b = self.bar(var)
+        if isinstance(contrib, gast.Name) and contrib.id == b:
+            self.state[var] = NONZERO  # the rule already wrote the first value
+            return
+        if self.state.get(var, ZERO) == ZERO:
+            if var in self.setitem_targets:
+                contrib = ir.call("np.copy", [contrib]) if isinstance(contrib, gast.Name) else contrib
+                self.ns.setdefault("np", __import__("numpy"))
+            out.append(ir.assign(b, contrib, self.loc))
+            self.state[var] = NONZERO
+        else:
+            out.append(ir.assign(b, gast.BinOp(left=ir.name(b), op=gast.Add(), right=contrib), self.loc))
+
+    def is_linear(self, node):
+        return isinstance(node, gast.Name) and node.id in self.L.linear
+
+    # ----------------------------------------------------------------- blocks
+    def block(self, stmts):
+        i = 0
+        out = []
+        while i < len(stmts) and getattr(stmts[i], "prologue", False):
+            out.extend(self.prologue_stmt(stmts[i]))
+            i += 1
+        for s in reversed(stmts[i:]):
+            saved = self.loc
+            self.loc = s
+            try:
+                self.stmt(s, out)
+            except TransformError as e:
+                raise e.located(self.filename, getattr(s, "lineno", None))
+            finally:
+                self.loc = saved
+        return out
+
+    def prologue_stmt(self, s):
+        rec = getattr(s, "record", None)
+        if rec is not None:
+            name, tape, cur = rec
+            step = ir.assign(cur, gast.BinOp(left=ir.name(cur), op=gast.Sub(), right=ir.const(1)), s)
+            read = ir.assign(name, gast.Subscript(value=ir.name(tape), slice=ir.name(cur),
+                                                  ctx=gast.Load()), s)
+            return [step, read]
+        if getattr(s, "cursor_step", False):
+            return []
+        return [copy.deepcopy(s)]
+
+    def stmt(self, s, out):
+        if isinstance(s, gast.If):
+            self.if_stmt(s, out)
+        elif isinstance(s, gast.For):
+            self.for_stmt(s, out)
+        elif isinstance(s, gast.Assign):
+            if getattr(s, "mixed", None) is not None:
+                self.mixed(s, out)
+            elif isinstance(s.targets[0], gast.Subscript):
+                self.setitem(s, out)
+            else:
+                self.assign(s, out)
+        elif isinstance(s, gast.Expr):
+            if getattr(s, "mixed", None) is not None:
+                self.mixed(s, out)
+            else:
+                self.expr(s, out)
+        elif isinstance(s, gast.Pass):
+            pass
+        else:
+            raise self.error(f"internal: cannot transpose {type(s).__name__}")
+
+    def _merge(self, states_and_blocks):
+        """Make a cotangent zero on every path or on none (explicit zeros where needed)."""
+        keys = set()
+        for st, _ in states_and_blocks:
+            keys.update(st)
+        merged = {}
+        for k in keys:
+            vals = {st.get(k, ZERO) for st, _ in states_and_blocks}
+            if vals == {ZERO}:
+                merged[k] = ZERO
+                continue
+            merged[k] = NONZERO
+            for st, blk in states_and_blocks:
+                if st.get(k, ZERO) == ZERO:
+                    saved = self.state
+                    self.state = dict(st)
+                    self.materialize(k, blk)
+                    self.state = saved
+        return merged
+
+    def if_stmt(self, s, out):
+        entry = dict(self.state)
+        body = self.block(s.body)
+        s_body = self.state
+        self.state = dict(entry)
+        orelse = self.block(s.orelse)
+        s_else = self.state
+        self.state = self._merge([(s_body, body), (s_else, orelse)])
+        if body or orelse:
+            out.append(ir.if_(copy.deepcopy(s.test), body or [gast.Pass()], orelse, s))
+
+    def for_stmt(self, s, out):
+        rng = s.iter
+        args = rng.args
+        target = s.target.id
+        pre = []
+        if len(args) == 1:
+            last = self.namer.fresh("last")
+            pre.append(ir.assign(last, gast.BinOp(left=copy.deepcopy(args[0]), op=gast.Sub(),
+                                                  right=ir.const(1)), s))
+            riter = ir.call(ir.name("range"), [ir.name(last), ir.const(-1), ir.const(-1)])
+        else:
+            a, b = args[0], args[1]
+            step = args[2] if len(args) > 2 else ir.const(1)
+            count = self.namer.fresh("count")
+            pre.append(ir.assign(count, ir.call(ir.name("len"), [ir.call(ir.name("range"),
+                                                                          [copy.deepcopy(x) for x in args])]), s))
+            self.ns.setdefault("len", len)
+            cm1 = self.namer.fresh("count_1")
+            pre.append(ir.assign(cm1, gast.BinOp(left=ir.name(count), op=gast.Sub(), right=ir.const(1)), s))
+            span = self.namer.fresh("span")
+            pre.append(ir.assign(span, gast.BinOp(left=ir.name(cm1), op=gast.Mult(), right=copy.deepcopy(step)), s))
+            hi = self.namer.fresh("hi")
+            pre.append(ir.assign(hi, gast.BinOp(left=copy.deepcopy(a), op=gast.Add(), right=ir.name(span)), s))
+            lo = self.namer.fresh("lo")
+            pre.append(ir.assign(lo, gast.BinOp(left=copy.deepcopy(a), op=gast.Sub(), right=copy.deepcopy(step)), s))
+            neg = self.namer.fresh("back")
+            pre.append(ir.assign(neg, gast.UnaryOp(op=gast.USub(), operand=copy.deepcopy(step)), s))
+            riter = ir.call(ir.name("range"), [ir.name(hi), ir.name(lo), ir.name(neg)])
+        self.ns.setdefault("range", range)
+        # cotangent states must be the same at every iteration start
+        for _ in range(4):
+            entry = dict(self.state)
+            body = self.block(s.body)
+            end = self.state
+            changed = False
+            inits = []
+            for k in set(entry) | set(end):
+                e, x = entry.get(k, ZERO), end.get(k, ZERO)
+                if e == ZERO and x == NONZERO:
+                    self.state = dict(entry)
+                    self.materialize(k, inits)
+                    entry[k] = NONZERO
+                    changed = True
+                elif e == NONZERO and x == ZERO:
+                    self.state = dict(end)
+                    self.materialize(k, body)
+                    end[k] = NONZERO
+            self.state = entry
+            if not changed:
+                self.state = end
+                break
+            out.extend(inits)
+        else:
+            raise self.error("internal: cotangent states of a loop did not settle")
+        if body:
+            out.extend(pre)
+            out.append(ir.copy_loc(gast.For(target=ir.store(target), iter=riter, body=body,
+                                            orelse=[], type_comment=None), s))
+
+    # ---------------------------------------------------------- statements
+    def assign(self, s, out):
+        target = s.targets[0]
+        if isinstance(target, gast.Tuple):
+            raise self.error("internal: tuple assignment in a linear program")
+        y = target.id
+        op = ops.classify(s.value, self.ns)
+        prim = op.prim
+        self.arg_witness = getattr(s, "arg_witness", {})
+        if getattr(s, "witness", None) is not None:
+            self.cur_witness[y] = s.witness
+        if self.state.get(y, ZERO) == ZERO:
+            self._kill(y, op)
+            return
+        ct = ir.name(self.bar(y))
+        if prim.name == "copy":
+            x = op.args["x"]
+            contrib = {x.id: [ct]} if self.is_linear(x) else {}
+        elif prim.kind == "list":
+            contrib = {}
+            for i, e in enumerate(s.value.elts):
+                if self.is_linear(e):
+                    item = self.namer.fresh(f"{e.id}_bar_item")
+                    out.append(ir.assign(item, gast.Subscript(value=ct, slice=ir.const(i),
+                                                              ctx=gast.Load()), s))
+                    contrib.setdefault(e.id, []).append(ir.name(item))
+        elif prim.name == "method.pop":
+            lst = op.args["x"].id
+            if self.state.get(lst, ZERO) == ZERO:
+                out.append(ir.assign(self.bar(lst), gast.List(elts=[], ctx=gast.Load()), s))
+                self.state[lst] = NONZERO
+            out.append(ir.expr_stmt(ir.call(ir.attr(ir.name(self.bar(lst)), "append"), [ct]), s))
+            contrib = {}
+        else:
+            contrib = self.rule_contributions(s, op, ct, out, y=y)
+        self._kill(y, op)
+        # contributions to y itself (y = y + t) replace y's cotangent
+        if y in contrib:
+            parts = contrib.pop(y)
+            self.state[y] = ZERO
+            for c in parts:
+                self.accumulate(y, c, out)
+        for var, parts in contrib.items():
+            for c in parts:
+                self.accumulate(var, c, out)
+
+    def _kill(self, y, op):
+        self.state[y] = ZERO
+        # before this definition, y held an earlier value: its witness is unknown here
+        # (if needed, the linear program's later read of y re-establishes it)
+
+    def rule_contributions(self, s, op, ct, out, y=None):
+        prim = op.prim
+        lin_params = [p for p, a in op.args.items() if any(n in self.L.linear for n in loads(a))]
+        contrib = {}
+        for p in lin_params:
+            tpl = prim.transpose.get(p)
+            if tpl is None:
+                raise self.error(f"{prim.label()} has no transpose rule for its argument {p!r}",
+                                 hint="reverse mode needs one for every linear argument")
+            bindings = {"ct": ct}
+            for q in tpl.params:
+                if q == "ct":
+                    continue
+                a = op.args.get(q)
+                if a is None:
+                    continue
+                if q == p:
+                    bindings[q] = self.witness_atom(a)
+                elif any(n in self.L.linear for n in loads(a)):
+                    bindings[q] = self.witness_atom(a)
+                else:
+                    bindings[q] = a
+            arg = op.args[p]
+            target = None
+            if isinstance(arg, gast.Name) and arg.id != y and arg.id in self.L.linear \
+                    and self.state.get(arg.id, ZERO) == ZERO and arg.id not in self.setitem_targets \
+                    and sum(1 for a in op.args.values() if isinstance(a, gast.Name) and a.id == arg.id) == 1:
+                target = self.bar(arg.id)
+            stmts, res = tpl.inline(bindings, self.namer, self.ns, target=target, loc=s)
+            out.extend(stmts)
+            if isinstance(arg, (gast.Tuple, gast.List)):
+                if not isinstance(res, tuple) or len(res) != len(arg.elts):
+                    raise self.error(f"internal: the transpose of {prim.label()} must return one "
+                                     f"cotangent per element")
+                for e, r in zip(arg.elts, res):
+                    if self.is_linear(e):
+                        contrib.setdefault(e.id, []).append(r)
+            elif self.is_linear(arg):
+                contrib.setdefault(arg.id, []).append(res)
+        return contrib
+
+    def witness_atom(self, a):
+        if isinstance(a, gast.Name) and a.id in self.L.linear:
+            w = self.arg_witness.get(a.id) or self.witness(a.id)
+            return ir.name(w)
+        if isinstance(a, (gast.Tuple, gast.List)):
+            return type(a)(elts=[self.witness_atom(e) for e in a.elts], ctx=gast.Load())
+        return copy.deepcopy(a)
+
+    def setitem(self, s, out):
+        t = s.targets[0]
+        x = t.value.id
+        v = s.value
+        if self.state.get(x, ZERO) == ZERO:
+            return
+        if self.is_linear(v):
+            item = self.namer.fresh(f"{v.id}_bar_part")
+            out.append(ir.assign(item, gast.Subscript(value=ir.name(self.bar(x)), slice=copy.deepcopy(t.slice),
+                                                      ctx=gast.Load()), s))
+            from s2sad.runtime import helpers
+            self.ns["unbroadcast"] = helpers.unbroadcast
+            red = self.namer.fresh(f"{v.id}_bar_sum")
+            out.append(ir.assign(red, ir.call(ir.name("unbroadcast"), [ir.name(item), ir.name(self.witness(v.id))]), s))
+            self.accumulate(v.id, ir.name(red), out)
+        out.append(ir.assign(gast.Subscript(value=ir.name(self.bar(x)), slice=copy.deepcopy(t.slice),
+                                            ctx=gast.Store()), ir.const(0.0), s))
+
+    def expr(self, s, out):
+        v = s.value
+        if isinstance(v, gast.Call) and isinstance(v.func, gast.Attribute) and v.func.attr == "append":
+            lst = v.func.value.id
+            item = v.args[0]
+            if self.state.get(lst, ZERO) == ZERO:
+                return
+            popped = self.namer.fresh(f"{lst}_bar_last")
+            out.append(ir.assign(popped, ir.call(ir.attr(ir.name(self.bar(lst)), "pop"), []), s))
+            if self.is_linear(item):
+                self.accumulate(item.id, ir.name(popped), out)
+            return
+        raise self.error("internal: unexpected statement in a linear program")
+
+    def mixed(self, s, out):
+        split, mask, callee = s.mixed
+        call = s.value
+        res = call.args[0]
+        l_args = call.args[1:]
+        outs = [n.id for n in gast.walk(s.targets[0]) if isinstance(n, gast.Name)] \
+            if isinstance(s, gast.Assign) else []
+        if outs and all(self.state.get(o, ZERO) == ZERO for o in outs):
+            return
+        cts = []
+        for o in outs:
+            if self.state.get(o, ZERO) == ZERO:
+                self.materialize(o, out)
+            cts.append(ir.name(self.bar(o)))
+        for o in outs:
+            self.state[o] = ZERO
+        bname = None
+        for k, v in self.ns.items():
+            if v is split.bwd:
+                bname = k
+        if bname is None:
+            bname = self.namer.fresh(split.bwd.name)
+            self.ns[bname] = split.bwd
+        lin_args = [a for a in l_args]
+        targets = []
+        for a in lin_args:
+            targets.append(self.namer.fresh(f"{a.id}_bar_part" if isinstance(a, gast.Name) else "unused_bar"))
+        call = ir.call(ir.name(bname), [copy.deepcopy(res)] + cts)
+        if not targets:
+            out.append(ir.expr_stmt(call, s))
+            return
+        lhs = ir.tuple_([ir.store(t) for t in targets], gast.Store()) if len(targets) > 1 else ir.store(targets[0])
+        out.append(ir.assign(lhs, call, s))
+        for a, t in zip(lin_args, targets):
+            if self.is_linear(a):
+                self.accumulate(a.id, ir.name(t), out)
+
+    # ------------------------------------------------------------------ run
+    def run(self, out_cts):
+        """`out_cts`: for each linear output atom, the name holding its cotangent (or None)."""
+        out = []
+        for atom, ct in zip(self.L.linear_outs, out_cts):
+            if ct is None or not self.is_linear(atom):
+                continue
+            self.accumulate(atom.id, ir.name(ct), out)
+        out.extend(self.block(self.L.lin_body))
+        results = []
+        for p in self.L.linear_params:
+            if self.state.get(p, ZERO) == NONZERO:
+                results.append(ir.name(self.bar(p)))
+            else:
+                z = self.namer.fresh(f"{p[:-4] if p.endswith('_dot') else p}_bar")
+                out.append(ir.assign(z, self.zero_of(p), None))
+                results.append(ir.name(z))
+        return out, results

@@ -1,0 +1,202 @@
+"""Reverse mode, assembled: vjp = transpose . linearize . jvp.
+
+- `grad_callee`: one fused function, ``f_grad``: the forward sweep, the seed cotangent,
+  the backward sweep; residuals stay locals (no tuple packing).
+- `vjp_pair`: ``f_fwd`` (primal outputs and a residual tuple) and ``f_bwd`` (residuals and
+  output cotangents -> input cotangents), for `ad.vjp` and for calls between generated
+  functions.
+- `split`: the same for a callee that mixes primal and linear arguments (a JVP called
+  from JVP code, or a custom_jvp rule): ``g_fwd``, ``g_lin`` (its linear program, run
+  forwards) and ``g_bwd``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import gast
+
+from s2sad.transforms import ir
+from s2sad.transforms.jvp import Derived, prune_namespace
+from s2sad.transforms.linearize import Linearizer, loads
+from s2sad.transforms.simplify import simplify
+from s2sad.transforms.transpose import Transposer
+from s2sad.transforms.values import SLeaf, STup, count_leaves
+
+_SPLITS: dict = {}
+_GRADS: dict = {}
+
+
+class Split:
+    def __init__(self, fwd, lin, bwd, out_mask):
+        self.fwd = fwd
+        self.lin = lin
+        self.bwd = bwd
+        self.out_mask = out_mask
+
+
+def _finish(d, params, body, ret, ns):
+    fdef = ir.function_def(d.name, params, body + [gast.Return(value=ret)], loc=None)
+    ir.fill_empty_blocks(fdef)
+    simplify(fdef, ns)
+    d.fdef = fdef
+    d.params = params
+    d.namespace = prune_namespace(ns, fdef)
+    d.done = True
+    return d
+
+
+def _unpack(res, names):
+    """``a, b, c = res`` as IR statements."""
+    if not names:
+        return []
+    if len(names) == 1:
+        return [ir.assign(names[0], gast.Subscript(value=ir.name(res), slice=ir.const(0), ctx=gast.Load()))]
+    return [ir.assign(ir.tuple_([ir.store(n) for n in names], gast.Store()), ir.name(res))]
+
+
+def _tuple_or_atom(atoms):
+    return atoms[0] if len(atoms) == 1 else ir.tuple_(atoms)
+
+
+def _witness_of(callee):
+    w = getattr(callee, "witness", None)
+    return dict(w) if w else {}
+
+
+def split(callee, mask, witness_pairs=()):
+    """Split a callee whose parameters `mask` are linear (cached)."""
+    mask = tuple(mask)
+    key = (id(callee), mask, tuple(witness_pairs))
+    hit = _SPLITS.get(key)
+    if hit is not None and hit[0] is callee:
+        return hit[1]
+    lin_params = [p for p, m in zip(callee.params, mask) if m]
+    base = callee.name
+    fwd = Derived("fwd", callee, f"{base}_fwd")
+    lin = Derived("lin", callee, f"{base}_lin")
+    bwd = Derived("bwd", callee, f"{base}_bwd")
+    predicted = _predict_out_mask(callee, mask)
+    sp = Split(fwd, lin, bwd, predicted)
+    _SPLITS[key] = (callee, sp)
+    try:
+        witness = _witness_of(callee)
+        witness.update(dict(witness_pairs))
+        L = Linearizer(callee, lin_params, None, mode="split", witness=witness)
+        lz = L.run(_split_of_call)
+        sp.out_mask = lz.out_mask
+        res_names = lz.residuals
+        ns = lz.namespace
+        namer = lz.namer
+        res = namer.fresh("res")
+        # forward: primal outputs and the residual tuple
+        fwd_ret = list(lz.primal_outs) + [ir.tuple_([ir.name(r) for r in res_names])]
+        _finish(fwd, lz.primal_params, _tape_inits(lz) + lz.fwd_body, ir.tuple_(fwd_ret), dict(ns))
+        fwd.out_skel = STup(tuple, tuple(SLeaf() for _ in fwd_ret))
+        # linear program, run forwards
+        lin_body = _unpack(res, res_names) + [ir.assign(c, ir.const(0)) for c in lz.cursors] + \
+            copy.deepcopy(lz.lin_body)
+        for s in gast.walk(ir.function_def("x", [], lin_body)):
+            if isinstance(s, gast.Assign) and getattr(s, "cursor_step", False):
+                pass
+        _finish(lin, [res] + lz.linear_params, lin_body, _tuple_or_atom(list(lz.linear_outs)) if len(lz.linear_outs) != 1
+                else lz.linear_outs[0], dict(ns))
+        lin.out_skel = SLeaf() if len(lz.linear_outs) == 1 else STup(tuple, tuple(SLeaf() for _ in lz.linear_outs))
+        # backward
+        cts = [namer.fresh(f"{a.id[:-4] if isinstance(a, gast.Name) and a.id.endswith('_dot') else 'out'}_ct")
+               for a in lz.linear_outs]
+        T = Transposer(lz, namer, getattr(callee, "filename", "<generated>"))
+        cursors = _cursor_inits(lz)
+        back, results = T.run(cts)
+        bwd_body = _unpack(res, res_names) + cursors + back
+        _finish(bwd, [res] + cts, bwd_body, _tuple_or_atom(results) if len(results) != 1 else results[0], dict(ns))
+        bwd.out_skel = SLeaf() if len(results) == 1 else STup(tuple, tuple(SLeaf() for _ in results))
+        for d in (fwd, lin, bwd):
+            d.filename = getattr(callee, "filename", "<generated>")
+    except BaseException:
+        _SPLITS.pop(key, None)
+        raise
+    return sp
+
+
+def _tape_inits(lz):
+    return [ir.assign(t, gast.List(elts=[], ctx=gast.Load())) for t in lz.tapes]
+
+
+def _cursor_inits(lz):
+    out = []
+    for tape, cur in zip_tapes(lz):
+        out.append(ir.assign(cur, ir.call(ir.name("len"), [ir.name(tape)])))
+        lz.namespace.setdefault("len", len)
+    return out
+
+
+def zip_tapes(lz):
+    pairs = []
+    for n in gast.walk(ir.function_def("x", [], lz.lin_body)):
+        rec = getattr(n, "record", None)
+        if rec is not None:
+            pairs.append((rec[1], rec[2]))
+    seen, out = set(), []
+    for t, c in pairs:
+        if c not in seen:
+            seen.add(c)
+            out.append((t, c))
+    return out
+
+
+def _predict_out_mask(callee, mask):
+    """Which outputs are linear, before the callee is analysed (recursion)."""
+    if isinstance(callee, Derived) and callee.kind == "jvp":
+        n_primal = count_leaves(callee.base.out_skel)
+        n = count_leaves(callee.out_skel)
+        return tuple(i >= n_primal for i in range(n))
+    return tuple(True for _ in range(max(1, count_leaves(callee.out_skel))))
+
+
+def _split_of_call(callee, mask, witness_pairs=()):
+    return split(callee, mask, witness_pairs)
+
+
+def grad_callee(spec, active, seeds, result, name=None):
+    """Fused reverse mode of `spec`.
+
+    `active`: per flat parameter, is it differentiated; `seeds`: per primal output leaf,
+    the seed cotangent (an IR atom such as 1.0, or None); `result(primal_outs, grads)`
+    builds the returned atoms and their layout.
+    """
+    from s2sad.transforms.jvp import jvp_callee
+    jc = jvp_callee(spec, active)
+    n_primal = count_leaves(spec.out_skel)
+    n_out = count_leaves(jc.out_skel)
+    linear_out = tuple(i >= n_primal for i in range(n_out))
+    L = Linearizer(jc, [p for p in jc.params[len(spec.params):]], linear_out, mode="fused",
+                   witness=_witness_of(jc))
+    lz = L.run(_split_of_call)
+    namer = lz.namer
+    ns = lz.namespace
+    # seeds for the tangent outputs (only the active outputs have one)
+    flags = [f for f in jc.active_out]
+    pre = []
+    cts = []
+    it = iter(seeds)
+    for flag in flags:
+        seed = next(it)
+        if not flag:
+            continue
+        if seed is None:
+            cts.append(None)
+            continue
+        ct = namer.fresh("out_bar")
+        pre.append(ir.assign(ct, seed))
+        cts.append(ct)
+    T = Transposer(lz, namer, getattr(spec, "filename", "<generated>"))
+    back, grads = T.run(cts)
+    ret, out_skel = result(list(lz.primal_outs), grads)
+    d = Derived("grad", jc, name or f"{spec.name}_grad")
+    body = _tape_inits(lz) + list(lz.fwd_body) + _cursor_inits(lz) + pre + back
+    _finish(d, lz.primal_params, body, ret, dict(ns))
+    d.out_skel = out_skel
+    d.arg_skels = spec.arg_skels
+    d.filename = getattr(spec, "filename", "<generated>")
+    return d

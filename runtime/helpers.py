@@ -224,3 +224,37 @@ def _dtype_of(o):
     if isinstance(o, (bool, int, float)):
         return np.float64
     return np.result_type(o)
+
+
+def check_grad_output(y, holomorphic=False):
+    """grad needs a real scalar output (or a complex one with holomorphic=True)."""
+    shape = np.shape(y)
+    if shape != ():
+        raise TypeError(f"Gradient only defined for scalar-output functions. Output had shape: "
+                        f"{shape}.")
+    if np.iscomplexobj(y) and not holomorphic:
+        raise TypeError("grad requires real-valued outputs (output dtype that is a sub-dtype of "
+                        "np.floating), but got complex128. For holomorphic differentiation, pass "
+                        "holomorphic=True. For differentiation of non-holomorphic functions "
+                        "involving complex outputs, use jax.vjp directly.")
+    return y
+
+
+def ones_like_output(y):
+    """The seed cotangent 1.0 in the output's dtype."""
+    return np.ones_like(y)[()] if isinstance(y, np.ndarray) else (1.0 + 0j if isinstance(y, complex) else 1.0)
+
+
+def jac_rows(rows, y, x):
+    """Rows d y_i / d x (i over y's elements) -> an array of shape y.shape + x.shape."""
+    shape = np.shape(y) + np.shape(x)
+    if not rows:
+        return np.zeros(shape)
+    return np.reshape(np.stack([np.asarray(r) for r in rows], axis=0), shape)
+
+
+def jac_unrows(g, y, x):
+    """The transpose of `jac_rows`: the cotangent of each row."""
+    n = int(np.size(y))
+    flat = np.reshape(g, (n,) + np.shape(x))
+    return [flat[i] for i in range(n)]

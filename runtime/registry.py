@@ -156,6 +156,7 @@ def lookup_object(obj):
 
 
 def get(name) -> Primitive:
+    _load_rules()
     return BY_NAME[name]
 
 

@@ -11,7 +11,7 @@ from s2sad.errors import TransformError
 from s2sad.runtime import helpers
 from s2sad.transforms import pipeline
 from s2sad.transforms.emit import emit, module_source
-from s2sad.transforms.values import SLeaf, count_leaves
+from s2sad.transforms.values import SLeaf, count_leaves  # noqa: F401
 
 stop_gradient = helpers.stop_gradient
 
@@ -204,6 +204,223 @@ def source(fun, *example_args) -> str:
     return module_source(emit(callee))
 
 
+# ---------------------------------------------------------------- reverse mode
+
+def _active_mask(spec, nums):
+    """Which flat parameters belong to the differentiated arguments."""
+    mask = []
+    for i, skel in enumerate(spec.arg_skels):
+        mask.extend([i in nums] * count_leaves(skel))
+    mask.extend([False] * (len(spec.params) - len(mask)))
+    return mask
+
+
+def _grad_layout(spec, argnums, nums):
+    from s2sad.transforms.values import STup
+    if isinstance(argnums, int):
+        return spec.arg_skels[nums[0]]
+    return STup(tuple, tuple(spec.arg_skels[a] for a in nums))
+
+
+def _grad_builder(fun, argnums, has_aux, holomorphic, with_value):
+    from s2sad.transforms import ir
+    from s2sad.transforms.vjp import grad_callee
+    from s2sad.transforms.values import STup
+
+    def build(t, skels):
+        spec = pipeline.primal_callee(fun, skels)
+        nums = pipeline._normalize_argnums(argnums, len(spec.arg_skels))
+        out_skel = spec.out_skel
+        if has_aux:
+            if not (isinstance(out_skel, STup) and len(out_skel.items) == 2):
+                raise TypeError("has_aux=True requires the function to return a pair (out, aux)")
+            main, aux = out_skel.items
+        else:
+            main, aux = out_skel, None
+        if not isinstance(main, SLeaf):
+            raise TypeError(f"Gradient only defined for scalar-output functions. Output was a "
+                            f"{_describe_layout(main)}.")
+        n_aux = count_leaves(aux) if aux is not None else 0
+        grad_skel = _grad_layout(spec, argnums, nums)
+
+        def seeds(primal_outs):
+            return [ir.call(ir.name("ones_like_output"), [primal_outs[0]])] + [None] * n_aux
+
+        def result(primal_outs, grads):
+            check = ir.expr_stmt(ir.call(ir.name("check_grad_output"),
+                                         [primal_outs[0], ir.const(bool(holomorphic))]))
+            if grads is None:
+                return [check], None, None
+            leaves = list(grads)
+            layout = grad_skel
+            if with_value:
+                leaves = [primal_outs[0]] + leaves
+                layout = STup(tuple, (SLeaf(), grad_skel))
+                if has_aux:
+                    leaves = [primal_outs[0]] + list(primal_outs[1:]) + list(grads)
+                    layout = STup(tuple, (STup(tuple, (SLeaf(), aux)), grad_skel))
+            elif has_aux:
+                leaves = list(grads) + list(primal_outs[1:])
+                layout = STup(tuple, (grad_skel, aux))
+            ret = ir.tuple_(leaves) if not (len(leaves) == 1 and isinstance(layout, SLeaf)) else leaves[0]
+            return [check], ret, layout
+
+        name = f"{spec.name}_{'value_and_grad' if with_value else 'grad'}"
+        return grad_callee(spec, _active_mask(spec, nums), seeds, result, name=name)
+    return build
+
+
+def _describe_layout(skel):
+    from s2sad.transforms.values import SDict, STup
+    if isinstance(skel, STup):
+        return f"{getattr(skel.kind, '__name__', 'tuple')} of {len(skel.items)} values"
+    if isinstance(skel, SDict):
+        return "dict"
+    return "value known at transform time"
+
+
+def grad(fun, argnums=0, has_aux=False, holomorphic=False):
+    """The gradient of a scalar-output function (reverse mode, one fused function)."""
+    options = {"argnums": argnums, "has_aux": has_aux, "holomorphic": holomorphic}
+    return Transformed("grad", fun, options, _grad_builder(fun, argnums, has_aux, holomorphic, False))
+
+
+def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
+    """``(value, gradient)`` in one pass (``((value, aux), gradient)`` with has_aux)."""
+    options = {"argnums": argnums, "has_aux": has_aux, "holomorphic": holomorphic}
+    return Transformed("value_and_grad", fun, options,
+                       _grad_builder(fun, argnums, has_aux, holomorphic, True))
+
+
+class Pullback:
+    """The VJP function returned by `vjp`: a generated function over saved residuals.
+    Calling it several times is fine."""
+
+    def __init__(self, bwd, residuals, out_skel, ct_skel, in_skels, active, primals_leaves, name):
+        self.bwd = bwd
+        self.residuals = residuals
+        self.out_skel = out_skel
+        self.ct_skel = ct_skel
+        self.in_skels = in_skels
+        self.active = active
+        self.primals = primals_leaves
+        self.__name__ = name
+
+    def __call__(self, ct):
+        if pipeline.skeleton_of(ct) != self.ct_skel and not isinstance(self.ct_skel, SLeaf):
+            raise TypeError("the cotangent passed to the vjp function must have the structure of "
+                            "the function's output")
+        cts = pipeline.leaves_of(ct, self.ct_skel)
+        fn = emit(self.bwd).fn
+        flat = pipeline.result_leaves(self.bwd, fn(*self.residuals, *[c for c, a in zip(cts, self.out_active) if a]))
+        it = iter(flat)
+        leaves = [next(it) if a else helpers.zero_tangent(np.asarray(p) if np.ndim(p) else float(p))
+                  for p, a in zip(self.primals, self.active)]
+        out, pos = [], [0]
+        for s in self.in_skels:
+            out.append(pipeline.build_value(s, leaves, pos))
+        return tuple(out)
+
+
+def vjp(fun, *primals, has_aux=False):
+    """``(primals_out, vjp_fn)``; ``vjp_fn(cotangent)`` returns one cotangent per primal."""
+    from s2sad.transforms.jvp import jvp_callee
+    from s2sad.transforms.vjp import split
+    skels = [pipeline.skeleton_of(p) for p in primals]
+    spec = pipeline.primal_callee(fun, skels)
+    leaves = []
+    for p, sk in zip(primals, skels):
+        pipeline.leaves_of(p, sk, leaves)
+    active = [_is_float_leaf(p) for p in leaves]
+    jc = jvp_callee(spec, active)
+    n_out = count_leaves(spec.out_skel)
+    mask = [False] * len(spec.params) + [True] * (len(jc.params) - len(spec.params))
+    sp = split(jc, mask)
+    flat = pipeline.result_leaves(sp.fwd, emit(sp.fwd).fn(*leaves))
+    n_primal_out = len(flat) - sp.n_res
+    outs, res = flat[:n_primal_out], flat[n_primal_out:]
+    primal_out = pipeline.build_value(spec.out_skel, outs)
+    out_skel = spec.out_skel
+    if has_aux:
+        from s2sad.transforms.values import STup
+        if not (isinstance(out_skel, STup) and len(out_skel.items) == 2):
+            raise TypeError("has_aux=True requires the function to return a pair (out, aux)")
+        ct_skel = out_skel.items[0]
+        n_main = count_leaves(ct_skel)
+    else:
+        ct_skel = out_skel
+        n_main = n_out
+    pb = Pullback(sp.bwd, res, out_skel, ct_skel, skels, active, leaves, f"{spec.name}_vjp")
+    # cotangents are passed for the outputs that carry a tangent
+    pb.out_active = list(jc.active_out[:n_main])
+    if has_aux:
+        return primal_out[0], pb, primal_out[1]
+    return primal_out, pb
+
+
+class LinearFn:
+    """The linear map returned by `linearize`: the tangent part of the JVP, with the primal
+    computation done once."""
+
+    def __init__(self, lin, residuals, in_skels, active, out_skel, active_out, outs):
+        self.lin = lin
+        self.residuals = residuals
+        self.in_skels = in_skels
+        self.active = active
+        self.out_skel = out_skel
+        self.active_out = active_out
+        self.outs = outs
+
+    def __call__(self, *tangents):
+        if len(tangents) != len(self.in_skels):
+            raise TypeError(f"the linearized function takes {len(self.in_skels)} tangents")
+        tl = []
+        for t, s in zip(tangents, self.in_skels):
+            pipeline.leaves_of(t, s, tl)
+        fn = emit(self.lin).fn
+        flat = pipeline.result_leaves(self.lin, fn(*self.residuals, *[t for t, a in zip(tl, self.active) if a]))
+        it = iter(flat)
+        leaves = [next(it) if a else helpers.zero_tangent(np.asarray(o) if np.ndim(o) else float(o))
+                  for o, a in zip(self.outs, self.active_out)]
+        return pipeline.build_value(self.out_skel, leaves)
+
+
+def linearize(fun, *primals):
+    """``(primals_out, jvp_fn)``: the primal computed once, ``jvp_fn(*tangents)`` reuses it."""
+    from s2sad.transforms.jvp import jvp_callee
+    from s2sad.transforms.vjp import split
+    skels = [pipeline.skeleton_of(p) for p in primals]
+    spec = pipeline.primal_callee(fun, skels)
+    leaves = []
+    for p, sk in zip(primals, skels):
+        pipeline.leaves_of(p, sk, leaves)
+    active = [_is_float_leaf(p) for p in leaves]
+    jc = jvp_callee(spec, active)
+    mask = [False] * len(spec.params) + [True] * (len(jc.params) - len(spec.params))
+    sp = split(jc, mask)
+    flat = pipeline.result_leaves(sp.fwd, emit(sp.fwd).fn(*leaves))
+    n_primal_out = len(flat) - sp.n_res
+    outs, res = flat[:n_primal_out], flat[n_primal_out:]
+    return (pipeline.build_value(spec.out_skel, outs),
+            LinearFn(sp.lin, res, skels, active, spec.out_skel, jc.active_out, outs))
+
+
+def jacrev(fun, argnums=0, has_aux=False, holomorphic=False):
+    """The Jacobian by reverse mode: one forward sweep, one backward sweep per output
+    element; output shape ``out.shape + in.shape``, pytrees on both sides."""
+    options = {"argnums": argnums, "has_aux": has_aux, "holomorphic": holomorphic}
+
+    def build(t, skels):
+        spec = pipeline.primal_callee(fun, skels)
+        return pipeline.jacrev_callee(spec, argnums, has_aux)
+    return Transformed("jacrev", fun, options, build)
+
+
+def hessian(fun, argnums=0, holomorphic=False):
+    """``jacfwd(jacrev(fun))``."""
+    return jacfwd(jacrev(fun, argnums, holomorphic=holomorphic), argnums, holomorphic=holomorphic)
+
+
 def _not_yet(name, issue):
     def fn(*args, **kwargs):
         raise NotImplementedError(f"ad.{name} is not implemented yet ({issue})")
@@ -211,14 +428,9 @@ def _not_yet(name, issue):
     return fn
 
 
-grad = _not_yet("grad", "reverse mode")
-value_and_grad = _not_yet("value_and_grad", "reverse mode")
-vjp = _not_yet("vjp", "reverse mode")
-linearize = _not_yet("linearize", "reverse mode")
-jacrev = _not_yet("jacrev", "reverse mode")
-hessian = _not_yet("hessian", "reverse mode")
 vmap = _not_yet("vmap", "batching")
 jit = _not_yet("jit", "Numba compilation")
 checkpoint = _not_yet("checkpoint", "checkpointing")
 
-__all__ = ["jvp", "jacfwd", "stop_gradient", "source", "TransformError"]
+__all__ = ["jvp", "jacfwd", "grad", "value_and_grad", "vjp", "linearize", "jacrev", "hessian",
+           "stop_gradient", "source", "TransformError"]

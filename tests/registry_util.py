@@ -35,7 +35,9 @@ def make_function(expr, params, fixed):
     src = f"def f({', '.join(params)}):\n    return {expr}\n"
     filename = f"<registry-test {seed_of(src + repr(sorted(fixed)))} {expr}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
-    glb = {"np": np, **fixed}
+    from s2sad.runtime import helpers
+    glb = {"np": np, **{k: v for k, v in vars(helpers).items() if callable(v) and not k.startswith("_")},
+           **fixed}
     try:
         import scipy.special  # noqa: F401
         import scipy
@@ -69,6 +71,8 @@ def central_difference(f, primals, tangents, h=FD_STEP):
 
 
 def _tree_map2(fn, a, b):
+    if isinstance(a, tuple) and hasattr(a, "_fields"):
+        return type(a)(*[_tree_map2(fn, x, y) for x, y in zip(a, b)])
     if isinstance(a, (tuple, list)):
         return type(a)(_tree_map2(fn, x, y) for x, y in zip(a, b))
     if isinstance(a, dict):

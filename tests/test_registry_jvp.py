@@ -25,7 +25,6 @@ NOT_BY_EXAMPLE = {
     "method.copy": "lists: tests/test_containers.py",
     "pos": "unary plus folds away",
     "copy": "plain assignment y = x: tests/test_control_flow.py",
-    "jac_stack": "jacfwd drivers: tests/test_jacobians.py",
 
 }
 

@@ -168,8 +168,14 @@ class _JVPPass:
                 return Zero(like=atom)
             if pre is None:
                 raise self.error("internal: tuple tangent without a statement list")
-            elts = [self.materialize(e, pre) for e in elts]
-            return type(atom)(elts=elts, ctx=gast.Load())
+            out = []
+            for e, a in zip(elts, atom.elts):
+                if isinstance(e, Zero) and isinstance(a, (gast.Tuple, gast.List)):
+                    # a constant row of a nested literal: zeros element by element
+                    e = type(a)(elts=[self.materialize(Zero(like=x), pre) for x in a.elts],
+                                ctx=gast.Load())
+                out.append(self.materialize(e, pre) if isinstance(e, Zero) else e)
+            return type(atom)(elts=out, ctx=gast.Load())
         return Zero(like=atom)
 
     def zero_stmts(self, var, value=None):

@@ -96,16 +96,27 @@ class Linearizer:
         self.namer = Namer(names_in(self.fdef) | set(self.ns))
         restructure(self.fdef, self.namer)
         self.linear_params = list(linear_params)
-        self.linear_out = tuple(linear_out)
+        self.linear_out = tuple(linear_out) if linear_out is not None else None
         self.filename = getattr(callee, "filename", "<generated>")
         self.witness = dict(witness or {})
         self.primal_of = dict(witness or {})  # tangent -> its primal variable (JVP code)
+        self.meta = {}
         self.loc = None
 
     def error(self, msg, node=None, hint=None):
         node = node if node is not None else self.loc
         return TransformError(msg, filename=self.filename, lineno=getattr(node, "lineno", None),
                               hint=hint)
+
+    def ann(self, node):
+        """Annotations of a linear-program statement (kept beside the tree, by node)."""
+        return self.meta.setdefault(id(node), {"node": node})
+
+    def prologue_end(self, block):
+        i = 0
+        while i < len(block) and self.meta.get(id(block[i]), {}).get("prologue"):
+            i += 1
+        return i
 
     # =============================================================== analysis
     def classify(self, split_callee):
@@ -276,6 +287,8 @@ class Linearizer:
         fwd, lin = self.block(body, depth=0, top=True)
         if ret is not None:
             atoms = list(ret.value.elts) if isinstance(ret.value, gast.Tuple) else [ret.value]
+            if self.linear_out is None:  # linear outputs: those that depend on linear inputs
+                self.linear_out = tuple(isinstance(a, gast.Name) and a.id in self.linear for a in atoms)
             if len(atoms) != len(self.linear_out):
                 atoms = [ret.value] if len(self.linear_out) == 1 else atoms
             for a, m in zip(atoms, self.linear_out):
@@ -299,6 +312,7 @@ class Linearizer:
         out.namespace = self.ns
         out.namer = self.namer
         out.linear = self.linear
+        out.meta = self.meta
         return out
 
     def use(self, name):
@@ -347,7 +361,7 @@ class Linearizer:
         # record the residuals this block defined, where the linear program needs them
         self._records(fwd, lin, local_res, depth, top)
         if self.pending_prologue:
-            i = _prologue_end(lin)
+            i = self.prologue_end(lin)
             lin[i:i] = self.pending_prologue
         self.pending_prologue = saved_pending
         return fwd, lin
@@ -373,8 +387,8 @@ class Linearizer:
             reads.append(self._record_read(name, stmt))
             step = ir.assign(self.cursor[name], gast.BinOp(left=ir.name(self.cursor[name]), op=gast.Add(),
                                                            right=ir.const(1)), stmt)
-            step.prologue = True
-            step.cursor_step = True
+            self.ann(step)['prologue'] = True
+            self.ann(step)['cursor_step'] = True
             reads.append(step)
         lin[:0] = reads
 
@@ -383,8 +397,8 @@ class Linearizer:
         the statement after it; `transpose` reads the same record backwards)."""
         tape, cur = self.tapes[name], self.cursor[name]
         read = ir.assign(name, gast.Subscript(value=ir.name(tape), slice=ir.name(cur), ctx=gast.Load()), loc)
-        read.record = (name, tape, cur)
-        read.prologue = True
+        self.ann(read)['record'] = (name, tape, cur)
+        self.ann(read)['prologue'] = True
         return read
 
     # ----------------------------------------------------- linear statements
@@ -437,7 +451,7 @@ class Linearizer:
                     arg_w[n] = wa.id
                 elif n in self.witness:
                     arg_w[n] = self.witness[n]
-        new.arg_witness = arg_w
+        self.ann(new)['arg_witness'] = arg_w
         if isinstance(new, gast.Assign) and isinstance(new.targets[0], gast.Name):
             t = new.targets[0].id
             if t in self.linear:
@@ -445,11 +459,11 @@ class Linearizer:
                 w = self.primal_of.get(t)
                 if w is not None:
                     wa = self.read_residual(ir.name(w), fwd, snaps, local_res, kind="meta")
-                    new.witness = wa.id
+                    self.ann(new)['witness'] = wa.id
                 else:
-                    new.witness = self.derive_witness(t, new, fwd, local_res)
-                if new.witness is not None:
-                    self.witness[t] = new.witness
+                    self.ann(new)['witness'] = self.derive_witness(t, new, fwd, local_res)
+                if self.ann(new)['witness'] is not None:
+                    self.witness[t] = self.ann(new)['witness']
         return new
 
     _SAME_SHAPE = {"copy", "neg", "pos", "conj", "method.astype", "np.copy", "method.copy"}
@@ -483,7 +497,7 @@ class Linearizer:
         if prim.name in self._REAL:
             self.ns["real_witness"] = helpers.real_witness
             value = ir.call(ir.name("real_witness"), [args[prim.params[0]]])
-        elif prim.elementwise or prim.kind in ("binop", "unaryop"):
+        elif prim.elementwise:
             operands = [v for v in args.values() if not isinstance(v, gast.Constant)]
             ids = {v.id for v in operands if isinstance(v, gast.Name)}
             if len(operands) == 1 or (len(ids) == 1 and all(isinstance(v, gast.Name) for v in operands)):
@@ -502,29 +516,29 @@ class Linearizer:
     def mixed_call(self, s, fwd, lin, snaps, local_res):
         op, mask, split = self.mixed[id(s)]
         outs = targets_of(s) if isinstance(s, gast.Assign) else []
-        res = self.namer.fresh(f"{op.callee.name}_res")
         fname = self._bind(split.fwd)
         lname = self._bind(split.lin)
         p_args = [a for a, m in zip(op.call_args, mask) if not m]
         l_args = [a for a, m in zip(op.call_args, mask) if m]
         p_outs = [n for n, m in zip(outs, split.out_mask) if not m]
         l_outs = [n for n, m in zip(outs, split.out_mask) if m]
-        targets = [ir.store(n) for n in p_outs] + [ir.store(res)]
+        if split.packed or split.n_res is None:
+            res = [self.namer.fresh(f"{op.callee.name}_res")]
+        else:
+            res = [self.namer.fresh(f"{op.callee.name}_res{i}") for i in range(split.n_res)]
+        targets = [ir.store(n) for n in p_outs + res]
         call = ir.call(ir.name(fname), [copy.deepcopy(a) for a in p_args])
-        stmt = ir.assign(ir.tuple_(targets, gast.Store()) if len(targets) > 1 else targets[0], call, s)
+        stmt = ir.assign(ir.tuple_(targets, gast.Store()), call, s)
         fwd.append(stmt)
-        for n in p_outs + [res]:
+        for n in p_outs + res:
             snaps.pop(n, None)
             local_res.append((n, stmt))
-        self.use(res)
-        lcall = ir.call(ir.name(lname), [ir.name(res)] + [copy.deepcopy(a) for a in l_args])
-        if l_outs:
-            ltarget = ir.tuple_([ir.store(n) for n in l_outs], gast.Store()) if len(l_outs) > 1 \
-                else ir.store(l_outs[0])
-            new = ir.assign(ltarget, lcall, s)
-        else:
-            new = ir.expr_stmt(lcall, s)
-        new.mixed = (split, mask, op.callee)
+        for r in res:
+            self.use(r)
+        lcall = ir.call(ir.name(lname), [ir.name(r) for r in res] + [copy.deepcopy(a) for a in l_args])
+        ltarget = ir.tuple_([ir.store(n) for n in l_outs], gast.Store())
+        new = ir.assign(ltarget, lcall, s) if l_outs else ir.expr_stmt(lcall, s)
+        self.ann(new)['mixed'] = (split, mask, op.callee, len(res))
         lin.append(new)
 
     def _bind(self, callee):
@@ -581,8 +595,8 @@ class Linearizer:
         idx = gast.BinOp(left=start, op=gast.Add(),
                          right=gast.BinOp(left=ir.name(k), op=gast.Mult(), right=step))
         recompute = ir.assign(target, idx, s)
-        recompute.prologue = True
-        body_lin.insert(_prologue_end(body_lin), recompute)
+        self.ann(recompute)['prologue'] = True
+        body_lin.insert(self.prologue_end(body_lin), recompute)
         lin.append(ir.copy_loc(gast.For(target=ir.store(k), iter=ir.call(ir.name("range"), [ir.name(n)]),
                                         body=body_lin, orelse=[], type_comment=None), s))
         self.ns.setdefault("range", range)
@@ -640,7 +654,7 @@ class Linearizer:
             done = self.namer.fresh("done")
             test = ir.assign(done, gast.Compare(left=ir.name(reached), ops=[gast.Gt()],
                                                 comparators=[ir.const(i)]), s)
-            test.prologue = True
+            self.ann(test)['prologue'] = True
             prologue.append(test)
             lin.append(ir.if_(ir.name(done), l_i, [], s))
         for i, hl in enumerate(hlins, 1):
@@ -649,7 +663,7 @@ class Linearizer:
             inside = self.namer.fresh("in_handler")
             test = ir.assign(inside, gast.Compare(left=ir.name(ran_r), ops=[gast.Eq()],
                                                   comparators=[ir.const(i)]), s)
-            test.prologue = True
+            self.ann(test)['prologue'] = True
             prologue.append(test)
             lin.append(ir.if_(ir.name(inside), hl, [], s))
         self.pending_prologue.extend(prologue)
@@ -661,13 +675,6 @@ class Linearizer:
         local_res.append((name, st))
         self.use(name)
         return name
-
-
-def _prologue_end(block):
-    i = 0
-    while i < len(block) and getattr(block[i], "prologue", False):
-        i += 1
-    return i
 
 
 def _index_after(block, stmt):

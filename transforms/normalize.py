@@ -199,7 +199,12 @@ class _Normalizer:
     def call(self, node, out, loc):
         func = node.func
         if ir.dotted_name(func) is None:
-            func = self.atom(func, out, loc)
+            if isinstance(func, gast.Attribute):
+                # a method of a computed value: (x * 2).sum() -> t = x * 2; t.sum()
+                func = gast.Attribute(value=self.atom(func.value, out, loc), attr=func.attr,
+                                      ctx=gast.Load())
+            else:
+                func = self.atom(func, out, loc)
         args = [self.starred_or_atom(a, out, loc) for a in node.args]
         kws = [gast.keyword(arg=k.arg, value=self.atom(k.value, out, loc)) for k in node.keywords]
         return gast.Call(func=func, args=args, keywords=kws)

@@ -373,6 +373,92 @@ def _jacfwd_callee(spec, argnums, has_aux, name):
     return specialize_top(fn, tuple(_flat_params(spec)))
 
 
+def jacrev_callee(spec, argnums=0, has_aux=False, name=None):
+    """Driver: the Jacobian of `spec` by reverse mode -- one forward sweep, one backward
+    sweep per output element."""
+    key = (argnums if isinstance(argnums, int) else tuple(argnums), has_aux, name)
+    return cached_driver("jacrev", spec, key, lambda: _jacrev_callee(spec, argnums, has_aux, name))
+
+
+def _jacrev_callee(spec, argnums, has_aux, name):
+    from s2sad.transforms.jvp import jvp_callee
+    from s2sad.transforms.naming import Namer
+    from s2sad.transforms.specialize import specialize_top
+    from s2sad.transforms.vjp import split, tangent_positions
+    from s2sad.runtime import helpers
+    nargs = len(spec.arg_skels)
+    nums = _normalize_argnums(argnums, nargs)
+    ranges = _arg_leaf_ranges(spec.arg_skels)
+    params = list(spec.params)
+    active = [False] * len(params)
+    for a in nums:
+        lo, hi = ranges[a]
+        for k in range(lo, hi):
+            active[k] = True
+    in_leaves = [k for k in range(len(params)) if active[k]]
+    jc = jvp_callee(spec, active)
+    mask = [False] * len(params) + [True] * (len(jc.params) - len(params))
+    sp = split(jc, mask)
+    n_primal = count_leaves(spec.out_skel)
+    positions = tangent_positions(jc, n_primal)
+    out_mask = sp.out_mask
+    fwd_outs = [i for i, m in enumerate(out_mask) if not m]    # jc output positions fwd returns
+    lin_outs = [i for i, m in enumerate(out_mask) if m]        # positions bwd takes cotangents for
+    if has_aux:
+        if not (isinstance(spec.out_skel, STup) and len(spec.out_skel.items) == 2):
+            raise TypeError("has_aux=True requires the function to return a pair (out, aux)")
+        main_skel = spec.out_skel.items[0]
+    else:
+        main_skel = spec.out_skel
+    n_main = count_leaves(main_skel)
+    namer = Namer(params + ["np", "j", "basis", "jac_rows", "zeros_jac", "zero_tangent"])
+    glb = {"basis": helpers.basis, "jac_rows": helpers.jac_rows, "zeros_jac": helpers.zeros_jac,
+           "zero_tangent": helpers.zero_tangent, sp.fwd.name: sp.fwd, sp.bwd.name: sp.bwd}
+    ex = _Expr(glb)
+    outs = {i: namer.fresh(f"out_{i}" if n_primal > 1 else "out") for i in range(n_primal)}
+    res = [namer.fresh(f"res{i}") for i in range(sp.n_res)]
+    fwd_targets = []
+    for i in fwd_outs:
+        fwd_targets.append(outs[i] if i < n_primal else namer.fresh("const_dot"))
+    body = [f"{', '.join(fwd_targets + res)}, = {sp.fwd.name}({', '.join(params)})"]
+    grads = [namer.fresh(f"{params[k]}_bar") for k in in_leaves]
+    jac = [dict() for _ in range(n_main)]
+    for o in range(n_main):
+        pos = [i for i in lin_outs if positions[i] == o]
+        if not pos:
+            for k in in_leaves:
+                jac[o][k] = f"zeros_jac({outs[o]}, {params[k]})"
+            continue
+        rows = {k: namer.fresh(f"rows_{params[k]}" if n_main == 1 else f"rows_{o}_{params[k]}")
+                for k in in_leaves}
+        for k in in_leaves:
+            body.append(f"{rows[k]} = []")
+        ct = namer.fresh(f"{outs[o]}_bar")
+        cts = []
+        for i in lin_outs:
+            if positions[i] == o:
+                cts.append(ct)
+            else:
+                cts.append(f"zero_tangent({outs[positions[i]]})")
+        body.append(f"for j in range(np.size({outs[o]})):")
+        body.append(f"    {ct} = basis({outs[o]}, j)")
+        body.append(f"    {', '.join(grads)}, = {sp.bwd.name}({', '.join(res + cts)})")
+        for k, g in zip(in_leaves, grads):
+            body.append(f"    {rows[k]}.append({g})")
+        for k in in_leaves:
+            jac[o][k] = f"jac_rows({rows[k]}, {outs[o]}, {params[k]})"
+    in_skel = spec.arg_skels[nums[0]] if isinstance(argnums, int) else \
+        STup(tuple, tuple(spec.arg_skels[a] for a in nums))
+    per_out = [ex.build(in_skel, [jac[o][k] for k in in_leaves]) for o in range(n_main)]
+    result = ex.build(main_skel, per_out)
+    if has_aux:
+        aux_skel = spec.out_skel.items[1]
+        result = f"({result}, {ex.build(aux_skel, [outs[i] for i in range(n_main, n_primal)])})"
+    body.append(f"return {result}")
+    fn = make_function(f"{name or spec.name}_jacrev", params, body, glb, tag="jacrev")
+    return specialize_top(fn, tuple(_flat_params(spec)))
+
+
 # ---------------------------------------------- transforms met inside functions
 
 def _api():

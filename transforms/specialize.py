@@ -1210,12 +1210,18 @@ class Builder:
 
     def func_value(self, node, out):
         if isinstance(node, gast.Attribute):
-            recv = self.func_value(node.value, out)
+            recv = self.data_value(node.value, out)
             if isinstance(recv, (Dyn, RtList, Tup, DictV)) or \
                     (isinstance(recv, Const) and isinstance(recv.value, np.ndarray)):
                 var = node.value.id if isinstance(node.value, gast.Name) else None
                 return _Method(recv, node.attr, var)
             return self.attribute(recv, node.attr, None, out)
+        return self.atom(node)
+
+    def data_value(self, node, out):
+        """The value of an attribute chain used as data (``x.T`` in ``x.T.ravel()``)."""
+        if isinstance(node, gast.Attribute):
+            return self.attribute(self.data_value(node.value, out), node.attr, None, out)
         return self.atom(node)
 
     def call(self, f, args, kwargs, target, out, discard=False):

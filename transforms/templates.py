@@ -75,6 +75,9 @@ class Template:
     def __repr__(self):
         return f"<template {self.where}>"
 
+    def _multi_output(self):
+        return self.prim is not None and getattr(self.prim, "outputs", None) is not None
+
     def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None):
         """Inline the rule. Returns (statements, result) where result is an atom or Zero.
 
@@ -109,10 +112,14 @@ class Template:
                 break
             zeros = {}
             value = _subst(copy.deepcopy(s.value), env, self, zeros)
-            if isinstance(value, gast.Tuple):
-                # A tuple of results (multi-output rules): kept symbolic, element-wise.
+            if isinstance(value, gast.Tuple) and any(
+                    isinstance(e, gast.Name) and e.id in zeros for e in value.elts):
+                # A tuple of results with symbolic zeros (multi-output rules): element-wise.
                 env[s.targets[0].id] = tuple(zeros.get(e.id, e) if isinstance(e, gast.Name) else e
                                              for e in value.elts)
+                continue
+            if isinstance(value, gast.Tuple) and all(ir.is_atom(e) for e in value.elts):
+                env[s.targets[0].id] = value  # a tuple of atoms stays a literal
                 continue
             value, pre = _simplify(value, namespace, self, namer, created, loc, zeros)
             out.extend(pre)
@@ -126,6 +133,8 @@ class Template:
             env[name] = ir.name(new)
         if result is None:
             raise ValueError(f"{self.where}: a rule must end with return")
+        if isinstance(result, gast.Tuple) and self._multi_output():
+            result = tuple(result.elts)
         out = _drop_dead(out, result)
         if isinstance(result, tuple):
             return out, result
@@ -198,6 +207,14 @@ class _Subst(gast.NodeTransformer):
         self.env = env
         self.tpl = tpl
         self.zeros = zeros
+        self.in_index = 0
+
+    def visit_Subscript(self, node):
+        node.value = self.visit(node.value)
+        self.in_index += 1
+        node.slice = self.visit(node.slice)
+        self.in_index -= 1
+        return node
 
     def visit_Name(self, node):
         if node.id in self.env:
@@ -208,8 +225,22 @@ class _Subst(gast.NodeTransformer):
                 key = f"{_ZERO_PREFIX}{len(self.zeros)}__"
                 self.zeros[key] = v
                 return ir.name(key)
-            return copy.deepcopy(v)
+            v = copy.deepcopy(v)
+            if not self.in_index:
+                v = index_value(v)
+            return v
         return node
+
+
+def index_value(node):
+    """An index (``1:3, ::2``) written as a value (``(slice(1, 3, None), ...)``) for use
+    outside a subscript, e.g. as the argument of a scatter."""
+    if isinstance(node, gast.Slice):
+        parts = [p if p is not None else ir.const(None) for p in (node.lower, node.upper, node.step)]
+        return ir.call(ir.name("slice"), parts)
+    if isinstance(node, gast.Tuple) and any(isinstance(e, gast.Slice) for e in gast.walk(node)):
+        return gast.Tuple(elts=[index_value(e) for e in node.elts], ctx=gast.Load())
+    return node
 
 
 def _is_default(node):
@@ -224,6 +255,10 @@ def _subst(value, env, tpl, zeros):
             n.keywords = [k for k in n.keywords if not _is_default(k.value)]
             if any(_is_default(a) for a in n.args):
                 i = next(i for i, a in enumerate(n.args) if _is_default(a))
+                rest = n.args[i + 1:]
+                if any(not _is_default(a) for a in rest):
+                    raise ValueError(f"{tpl.where}: an optional argument is passed positionally "
+                                     f"before others; pass optional arguments by keyword in rules")
                 n.args = n.args[:i]
     return _FillDefaults(tpl).visit(value)
 

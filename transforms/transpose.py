@@ -27,7 +27,8 @@ ZERO, NONZERO = 0, 1
 
 
 class Transposer:
-    def __init__(self, lin, namer, filename="<generated>"):
+    def __init__(self, lin, namer, filename="<generated>", fused=False):
+        self.fused = fused  # fused: records are consumed with pop(); else read by cursor
         self.L = lin
         self.ns = lin.namespace
         self.namer = namer
@@ -45,6 +46,9 @@ class Transposer:
     def error(self, msg, hint=None):
         return TransformError(msg, filename=self.filename, lineno=getattr(self.loc, "lineno", None),
                               hint=hint)
+
+    def ann(self, node):
+        return self.L.meta.get(id(node), {})
 
     # ------------------------------------------------------------ names/state
     def bar(self, var):
@@ -95,7 +99,7 @@ class Transposer:
     def block(self, stmts):
         i = 0
         out = []
-        while i < len(stmts) and getattr(stmts[i], "prologue", False):
+        while i < len(stmts) and self.ann(stmts[i]).get("prologue"):
             out.extend(self.prologue_stmt(stmts[i]))
             i += 1
         for s in reversed(stmts[i:]):
@@ -110,14 +114,16 @@ class Transposer:
         return out
 
     def prologue_stmt(self, s):
-        rec = getattr(s, "record", None)
+        rec = self.ann(s).get("record")
         if rec is not None:
             name, tape, cur = rec
+            if self.fused:
+                return [ir.assign(name, ir.call(ir.attr(ir.name(tape), "pop"), []), s)]
             step = ir.assign(cur, gast.BinOp(left=ir.name(cur), op=gast.Sub(), right=ir.const(1)), s)
             read = ir.assign(name, gast.Subscript(value=ir.name(tape), slice=ir.name(cur),
                                                   ctx=gast.Load()), s)
             return [step, read]
-        if getattr(s, "cursor_step", False):
+        if self.ann(s).get("cursor_step"):
             return []
         return [copy.deepcopy(s)]
 
@@ -127,14 +133,14 @@ class Transposer:
         elif isinstance(s, gast.For):
             self.for_stmt(s, out)
         elif isinstance(s, gast.Assign):
-            if getattr(s, "mixed", None) is not None:
+            if self.ann(s).get("mixed") is not None:
                 self.mixed(s, out)
             elif isinstance(s.targets[0], gast.Subscript):
                 self.setitem(s, out)
             else:
                 self.assign(s, out)
         elif isinstance(s, gast.Expr):
-            if getattr(s, "mixed", None) is not None:
+            if self.ann(s).get("mixed") is not None:
                 self.mixed(s, out)
             else:
                 self.expr(s, out)
@@ -241,9 +247,9 @@ class Transposer:
         y = target.id
         op = ops.classify(s.value, self.ns)
         prim = op.prim
-        self.arg_witness = getattr(s, "arg_witness", {})
-        if getattr(s, "witness", None) is not None:
-            self.cur_witness[y] = s.witness
+        self.arg_witness = self.ann(s).get("arg_witness", {})
+        if self.ann(s).get("witness") is not None:
+            self.cur_witness[y] = self.ann(s)["witness"]
         if self.state.get(y, ZERO) == ZERO:
             self._kill(y, op)
             return
@@ -366,10 +372,10 @@ class Transposer:
         raise self.error("internal: unexpected statement in a linear program")
 
     def mixed(self, s, out):
-        split, mask, callee = s.mixed
+        split, mask, callee, n_res = self.ann(s)["mixed"]
         call = s.value
-        res = call.args[0]
-        l_args = call.args[1:]
+        res = call.args[:n_res]
+        l_args = call.args[n_res:]
         outs = [n.id for n in gast.walk(s.targets[0]) if isinstance(n, gast.Name)] \
             if isinstance(s, gast.Assign) else []
         if outs and all(self.state.get(o, ZERO) == ZERO for o in outs):
@@ -392,11 +398,11 @@ class Transposer:
         targets = []
         for a in lin_args:
             targets.append(self.namer.fresh(f"{a.id}_bar_part" if isinstance(a, gast.Name) else "unused_bar"))
-        call = ir.call(ir.name(bname), [copy.deepcopy(res)] + cts)
+        call = ir.call(ir.name(bname), [copy.deepcopy(r) for r in res] + cts)
         if not targets:
             out.append(ir.expr_stmt(call, s))
             return
-        lhs = ir.tuple_([ir.store(t) for t in targets], gast.Store()) if len(targets) > 1 else ir.store(targets[0])
+        lhs = ir.tuple_([ir.store(t) for t in targets], gast.Store())
         out.append(ir.assign(lhs, call, s))
         for a, t in zip(lin_args, targets):
             if self.is_linear(a):

@@ -28,11 +28,18 @@ _GRADS: dict = {}
 
 
 class Split:
+    """``fwd(primals) -> (*primal_outs, *residuals)``; ``lin(*residuals, *tangents)``;
+    ``bwd(*residuals, *output_cotangents) -> input cotangents``. A recursive callee packs its
+    residuals into one tuple (its callers cannot know their number in advance)."""
+
     def __init__(self, fwd, lin, bwd, out_mask):
         self.fwd = fwd
         self.lin = lin
         self.bwd = bwd
         self.out_mask = out_mask
+        self.n_res = None
+        self.packed = False
+        self.done = False
 
 
 def _finish(d, params, body, ret, ns):
@@ -70,14 +77,16 @@ def split(callee, mask, witness_pairs=()):
     key = (id(callee), mask, tuple(witness_pairs))
     hit = _SPLITS.get(key)
     if hit is not None and hit[0] is callee:
-        return hit[1]
+        sp = hit[1]
+        if not sp.done:
+            sp.packed = True  # a recursive call: residuals travel as one tuple
+        return sp
     lin_params = [p for p, m in zip(callee.params, mask) if m]
     base = callee.name
     fwd = Derived("fwd", callee, f"{base}_fwd")
     lin = Derived("lin", callee, f"{base}_lin")
     bwd = Derived("bwd", callee, f"{base}_bwd")
-    predicted = _predict_out_mask(callee, mask)
-    sp = Split(fwd, lin, bwd, predicted)
+    sp = Split(fwd, lin, bwd, _predict_out_mask(callee, mask))
     _SPLITS[key] = (callee, sp)
     try:
         witness = _witness_of(callee)
@@ -85,34 +94,37 @@ def split(callee, mask, witness_pairs=()):
         L = Linearizer(callee, lin_params, None, mode="split", witness=witness)
         lz = L.run(_split_of_call)
         sp.out_mask = lz.out_mask
-        res_names = lz.residuals
         ns = lz.namespace
         namer = lz.namer
-        res = namer.fresh("res")
-        # forward: primal outputs and the residual tuple
-        fwd_ret = list(lz.primal_outs) + [ir.tuple_([ir.name(r) for r in res_names])]
-        _finish(fwd, lz.primal_params, _tape_inits(lz) + lz.fwd_body, ir.tuple_(fwd_ret), dict(ns))
+        res_names = lz.residuals
+        if sp.packed:
+            pack = namer.fresh("res")
+            res_params = [pack]
+            res_out = [ir.tuple_([ir.name(r) for r in res_names])]
+            unpack = _unpack(pack, res_names)
+        else:
+            res_params = list(res_names)
+            res_out = [ir.name(r) for r in res_names]
+            unpack = []
+        sp.n_res = len(res_params)
+        fwd_ret = list(lz.primal_outs) + res_out
+        _finish(fwd, lz.primal_params, _tape_inits(lz) + lz.fwd_body, _tuple_or_atom(fwd_ret)
+                if len(fwd_ret) != 1 else ir.tuple_(fwd_ret), dict(ns))
         fwd.out_skel = STup(tuple, tuple(SLeaf() for _ in fwd_ret))
-        # linear program, run forwards
-        lin_body = _unpack(res, res_names) + [ir.assign(c, ir.const(0)) for c in lz.cursors] + \
-            copy.deepcopy(lz.lin_body)
-        for s in gast.walk(ir.function_def("x", [], lin_body)):
-            if isinstance(s, gast.Assign) and getattr(s, "cursor_step", False):
-                pass
-        _finish(lin, [res] + lz.linear_params, lin_body, _tuple_or_atom(list(lz.linear_outs)) if len(lz.linear_outs) != 1
-                else lz.linear_outs[0], dict(ns))
-        lin.out_skel = SLeaf() if len(lz.linear_outs) == 1 else STup(tuple, tuple(SLeaf() for _ in lz.linear_outs))
-        # backward
+        lin_body = unpack + [ir.assign(c, ir.const(0)) for c in lz.cursors] + copy.deepcopy(lz.lin_body)
+        lin_ret = list(lz.linear_outs)
+        _finish(lin, res_params + lz.linear_params, lin_body, ir.tuple_(lin_ret), dict(ns))
+        lin.out_skel = STup(tuple, tuple(SLeaf() for _ in lin_ret))
         cts = [namer.fresh(f"{a.id[:-4] if isinstance(a, gast.Name) and a.id.endswith('_dot') else 'out'}_ct")
                for a in lz.linear_outs]
         T = Transposer(lz, namer, getattr(callee, "filename", "<generated>"))
-        cursors = _cursor_inits(lz)
         back, results = T.run(cts)
-        bwd_body = _unpack(res, res_names) + cursors + back
-        _finish(bwd, [res] + cts, bwd_body, _tuple_or_atom(results) if len(results) != 1 else results[0], dict(ns))
-        bwd.out_skel = SLeaf() if len(results) == 1 else STup(tuple, tuple(SLeaf() for _ in results))
+        bwd_body = unpack + _cursor_inits(lz) + back
+        _finish(bwd, res_params + cts, bwd_body, ir.tuple_(results), dict(ns))
+        bwd.out_skel = STup(tuple, tuple(SLeaf() for _ in results))
         for d in (fwd, lin, bwd):
             d.filename = getattr(callee, "filename", "<generated>")
+        sp.done = True
     except BaseException:
         _SPLITS.pop(key, None)
         raise
@@ -134,7 +146,7 @@ def _cursor_inits(lz):
 def zip_tapes(lz):
     pairs = []
     for n in gast.walk(ir.function_def("x", [], lz.lin_body)):
-        rec = getattr(n, "record", None)
+        rec = lz.meta.get(id(n), {}).get("record")
         if rec is not None:
             pairs.append((rec[1], rec[2]))
     seen, out = set(), []
@@ -158,13 +170,25 @@ def _split_of_call(callee, mask, witness_pairs=()):
     return split(callee, mask, witness_pairs)
 
 
+def tangent_positions(jc, n_primal):
+    """For each output of a JVP callee: the index of the primal output it is the tangent
+    of (None for the primal outputs themselves)."""
+    out = [None] * n_primal
+    for o, flag in enumerate(jc.active_out):
+        if flag:
+            out.append(o)
+    return out
+
+
 def grad_callee(spec, active, seeds, result, name=None):
     """Fused reverse mode of `spec`.
 
-    `active`: per flat parameter, is it differentiated; `seeds`: per primal output leaf,
-    the seed cotangent (an IR atom such as 1.0, or None); `result(primal_outs, grads)`
-    builds the returned atoms and their layout.
+    `active`: per flat parameter, is it differentiated. `seeds(primal_outs)`: for each
+    primal output leaf, the IR expression of its seed cotangent (or None).
+    `result(primal_outs, grads)` -> (statements before the backward sweep, returned atom,
+    layout of the result).
     """
+    from s2sad.runtime import helpers
     from s2sad.transforms.jvp import jvp_callee
     jc = jvp_callee(spec, active)
     n_primal = count_leaves(spec.out_skel)
@@ -175,26 +199,28 @@ def grad_callee(spec, active, seeds, result, name=None):
     lz = L.run(_split_of_call)
     namer = lz.namer
     ns = lz.namespace
-    # seeds for the tangent outputs (only the active outputs have one)
-    flags = [f for f in jc.active_out]
-    pre = []
-    cts = []
-    it = iter(seeds)
-    for flag in flags:
-        seed = next(it)
-        if not flag:
-            continue
+    for h in ("ones_like_output", "check_grad_output"):
+        ns[h] = getattr(helpers, h)
+    primal_outs = list(lz.primal_outs)
+    seed_exprs = seeds(primal_outs)
+    positions = tangent_positions(jc, n_primal)
+    pre, cts = [], []
+    lin_positions = [i for i, m in enumerate(lz.out_mask) if m]
+    for pos in lin_positions:
+        o = positions[pos]
+        seed = seed_exprs[o] if o is not None and o < len(seed_exprs) else None
         if seed is None:
             cts.append(None)
             continue
         ct = namer.fresh("out_bar")
         pre.append(ir.assign(ct, seed))
         cts.append(ct)
-    T = Transposer(lz, namer, getattr(spec, "filename", "<generated>"))
+    T = Transposer(lz, namer, getattr(spec, "filename", "<generated>"), fused=True)
+    checks, ret, out_skel = result(primal_outs, None)
     back, grads = T.run(cts)
-    ret, out_skel = result(list(lz.primal_outs), grads)
+    checks, ret, out_skel = result(primal_outs, grads)
     d = Derived("grad", jc, name or f"{spec.name}_grad")
-    body = _tape_inits(lz) + list(lz.fwd_body) + _cursor_inits(lz) + pre + back
+    body = _tape_inits(lz) + list(lz.fwd_body) + list(checks) + pre + back
     _finish(d, lz.primal_params, body, ret, dict(ns))
     d.out_skel = out_skel
     d.arg_skels = spec.arg_skels

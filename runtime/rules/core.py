@@ -256,6 +256,8 @@ for _attr in ("shape", "ndim", "dtype", "size"):
     register("attr." + _attr, kind="attribute", nondiff=True)
 
 len_ = register("len", len, spelling="len", nondiff=True)
+register("slice", slice, spelling="slice", params=("start", "stop", "step"),
+         defaults={"stop": None, "step": None}, nondiff=True)
 for _fn in (np.size, np.shape, np.ndim):
     register(f"np.{_fn.__name__}", _fn, spelling=f"np.{_fn.__name__}", params=("a",), nondiff=True)
 
@@ -353,9 +355,46 @@ def _(ct, cols, y, x):
     return jac_unstack(ct, y, x)
 
 
+jac_rows = helpers.jac_rows
+jac_unrows = helpers.jac_unrows
+jac_rows_p = register("jac_rows", helpers.jac_rows, spelling="jac_rows", params=("rows", "y", "x"),
+                      linear=("rows",), doc="stack Jacobian rows into y.shape + x.shape")
+jac_unrows_p = register("jac_unrows", helpers.jac_unrows, spelling="jac_unrows",
+                        params=("g", "y", "x"), linear=("g",), doc="the transpose of jac_rows")
+
+
+jac_rows_p.example("jac_rows([a, b, c], y, x)", a=real(2), b=real(2), c=real(2), y=real(3), x=real(2),
+                   wrt=("a", "b", "c"))
+jac_unrows_p.example("jac_unrows(g, y, x)[1]", g=real(3, 2), y=real(3), x=real(2), wrt=("g",))
+jac_stack_p.example("jac_stack([a, b], y, x)", a=real(3), b=real(3), y=real(3), x=real(2), wrt=("a", "b"))
+
+
+@jac_rows_p.defjvp
+def _(rows, y, x, rows_dot):
+    return jac_rows(rows_dot, y, x)
+
+
+@jac_rows_p.deftranspose("rows")
+def _(ct, rows, y, x):
+    return jac_unrows(ct, y, x)
+
+
+@jac_unrows_p.defjvp
+def _(g, y, x, g_dot):
+    return jac_unrows(g_dot, y, x)
+
+
+@jac_unrows_p.deftranspose("g")
+def _(ct, g, y, x):
+    return jac_rows(ct, y, x)
+
+
 jac_unstack = helpers.jac_unstack
 jac_unstack_p = register("jac_unstack", helpers.jac_unstack, spelling="jac_unstack",
                          params=("g", "y", "x"), linear=("g",), doc="the transpose of jac_stack")
+
+
+jac_unstack_p.example("jac_unstack(g, y, x)[0]", g=real(2, 3), y=real(2), x=real(3), wrt=("g",))
 
 
 @jac_unstack_p.defjvp
@@ -388,6 +427,11 @@ register("shape_witness", helpers.shape_witness, spelling="shape_witness",
          params=("a", "b", "c", "d"), defaults={"b": None, "c": None, "d": None}, nondiff=True,
          doc="a zero-cost array shaped like an elementwise result (reverse mode)")
 register("real_witness", helpers.real_witness, spelling="real_witness", nondiff=True)
+register("check_grad_output", helpers.check_grad_output, spelling="check_grad_output",
+         params=("y", "holomorphic"), defaults={"holomorphic": False}, nondiff=True,
+         doc="grad's check that the output is a real scalar")
+register("ones_like_output", helpers.ones_like_output, spelling="ones_like_output", nondiff=True,
+         doc="the seed cotangent of grad")
 register("zero_tangent", helpers.zero_tangent, spelling="zero_tangent", nondiff=True,
          doc="a zero shaped like x")
 register("stop_gradient", helpers.stop_gradient, spelling="stop_gradient", nondiff=True,

@@ -452,6 +452,12 @@ class Linearizer:
                 elif n in self.witness:
                     arg_w[n] = self.witness[n]
         self.ann(new)['arg_witness'] = arg_w
+        if isinstance(new, gast.Assign) and isinstance(new.targets[0], gast.Tuple):
+            for e in new.targets[0].elts:
+                w = self.primal_of.get(e.id)
+                if e.id in self.linear and w is not None:
+                    wa = self.read_residual(ir.name(w), fwd, snaps, local_res, kind="meta")
+                    self.witness[e.id] = wa.id
         if isinstance(new, gast.Assign) and isinstance(new.targets[0], gast.Name):
             t = new.targets[0].id
             if t in self.linear:

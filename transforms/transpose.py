@@ -243,7 +243,8 @@ class Transposer:
     def assign(self, s, out):
         target = s.targets[0]
         if isinstance(target, gast.Tuple):
-            raise self.error("internal: tuple assignment in a linear program")
+            self.multi_assign(s, out)
+            return
         y = target.id
         op = ops.classify(s.value, self.ns)
         prim = op.prim
@@ -281,6 +282,28 @@ class Transposer:
             self.state[y] = ZERO
             for c in parts:
                 self.accumulate(y, c, out)
+        for var, parts in contrib.items():
+            for c in parts:
+                self.accumulate(var, c, out)
+
+    def multi_assign(self, s, out):
+        """``a, b = prim(x)`` (a multi-output linear primitive): the rule gets a tuple of
+        output cotangents (explicit zeros for the ones that are zero)."""
+        outs = [e.id for e in s.targets[0].elts]
+        op = ops.classify(s.value, self.ns)
+        self.arg_witness = self.ann(s).get("arg_witness", {})
+        if all(self.state.get(o, ZERO) == ZERO for o in outs):
+            for o in outs:
+                self.state[o] = ZERO
+            return
+        cts = []
+        for o in outs:
+            if self.state.get(o, ZERO) == ZERO:
+                self.materialize(o, out)
+            cts.append(ir.name(self.bar(o)))
+        contrib = self.rule_contributions(s, op, ir.tuple_(cts), out)
+        for o in outs:
+            self.state[o] = ZERO
         for var, parts in contrib.items():
             for c in parts:
                 self.accumulate(var, c, out)

@@ -206,77 +206,11 @@ def source(fun, *example_args) -> str:
 
 # ---------------------------------------------------------------- reverse mode
 
-def _active_mask(spec, nums):
-    """Which flat parameters belong to the differentiated arguments."""
-    mask = []
-    for i, skel in enumerate(spec.arg_skels):
-        mask.extend([i in nums] * count_leaves(skel))
-    mask.extend([False] * (len(spec.params) - len(mask)))
-    return mask
-
-
-def _grad_layout(spec, argnums, nums):
-    from s2sad.transforms.values import STup
-    if isinstance(argnums, int):
-        return spec.arg_skels[nums[0]]
-    return STup(tuple, tuple(spec.arg_skels[a] for a in nums))
-
-
 def _grad_builder(fun, argnums, has_aux, holomorphic, with_value):
-    from s2sad.transforms import ir
-    from s2sad.transforms.vjp import grad_callee
-    from s2sad.transforms.values import STup
-
     def build(t, skels):
         spec = pipeline.primal_callee(fun, skels)
-        nums = pipeline._normalize_argnums(argnums, len(spec.arg_skels))
-        out_skel = spec.out_skel
-        if has_aux:
-            if not (isinstance(out_skel, STup) and len(out_skel.items) == 2):
-                raise TypeError("has_aux=True requires the function to return a pair (out, aux)")
-            main, aux = out_skel.items
-        else:
-            main, aux = out_skel, None
-        if not isinstance(main, SLeaf):
-            raise TypeError(f"Gradient only defined for scalar-output functions. Output was a "
-                            f"{_describe_layout(main)}.")
-        n_aux = count_leaves(aux) if aux is not None else 0
-        grad_skel = _grad_layout(spec, argnums, nums)
-
-        def seeds(primal_outs):
-            return [ir.call(ir.name("ones_like_output"), [primal_outs[0]])] + [None] * n_aux
-
-        def result(primal_outs, grads):
-            check = ir.expr_stmt(ir.call(ir.name("check_grad_output"),
-                                         [primal_outs[0], ir.const(bool(holomorphic))]))
-            if grads is None:
-                return [check], None, None
-            leaves = list(grads)
-            layout = grad_skel
-            if with_value:
-                leaves = [primal_outs[0]] + leaves
-                layout = STup(tuple, (SLeaf(), grad_skel))
-                if has_aux:
-                    leaves = [primal_outs[0]] + list(primal_outs[1:]) + list(grads)
-                    layout = STup(tuple, (STup(tuple, (SLeaf(), aux)), grad_skel))
-            elif has_aux:
-                leaves = list(grads) + list(primal_outs[1:])
-                layout = STup(tuple, (grad_skel, aux))
-            ret = ir.tuple_(leaves) if not (len(leaves) == 1 and isinstance(layout, SLeaf)) else leaves[0]
-            return [check], ret, layout
-
-        name = f"{spec.name}_{'value_and_grad' if with_value else 'grad'}"
-        return grad_callee(spec, _active_mask(spec, nums), seeds, result, name=name)
+        return pipeline.grad_of_spec(spec, argnums, has_aux, holomorphic, with_value)
     return build
-
-
-def _describe_layout(skel):
-    from s2sad.transforms.values import SDict, STup
-    if isinstance(skel, STup):
-        return f"{getattr(skel.kind, '__name__', 'tuple')} of {len(skel.items)} values"
-    if isinstance(skel, SDict):
-        return "dict"
-    return "value known at transform time"
 
 
 def grad(fun, argnums=0, has_aux=False, holomorphic=False):

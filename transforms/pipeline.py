@@ -472,12 +472,14 @@ def is_transform(obj) -> bool:
                    api.vjp, api.linearize, api.vmap, api.jit, api.checkpoint)
 
 
-def transform_value(b, obj, args, kwargs):
+def transform_value(b, obj, args, kwargs, out=None):
     """``ad.jacfwd(g, argnums=1)`` inside a function -> a transform value (or, for
     ``ad.jvp(g, primals, tangents)``, the call itself)."""
     api = _api()
     if obj is api.jvp:
-        return _jvp_inside(b, args, kwargs)
+        return _jvp_inside(b, args, kwargs, out)
+    if obj is api.vjp:
+        return _vjp_inside(b, args, kwargs, out)
     if not args:
         raise b.error(f"{obj.__name__} needs a function")
     options = {}
@@ -515,26 +517,179 @@ def _spec_for(b, fun_av, args, kwargs, out):
 
 
 def call_transform(b, tv, args, kwargs, target, out):
+    """``ad.grad(g)(x)`` met inside a function: specialize g to the call, transform it,
+    and call the generated function."""
     if kwargs:
         raise b.error(f"keyword arguments to a function returned by {tv.kind} are not supported")
     spec, leaves = _spec_for(b, tv.func, args, {}, out)
     opts = dict(tv.options)
-    if tv.kind == "jacfwd":
-        callee = jacfwd_callee(spec, opts.get("argnums", 0), opts.get("has_aux", False))
-    else:
-        raise b.error(f"{tv.kind} inside a differentiated function is not supported yet")
+    argnums = opts.get("argnums", 0)
+    has_aux = opts.get("has_aux", False)
+    holo = opts.get("holomorphic", False)
+    try:
+        if tv.kind == "jacfwd":
+            callee = jacfwd_callee(spec, argnums, has_aux)
+        elif tv.kind == "jacrev":
+            callee = jacrev_callee(spec, argnums, has_aux)
+        elif tv.kind == "hessian":
+            callee = jacfwd_callee(jacrev_callee(spec, argnums), argnums)
+        elif tv.kind in ("grad", "value_and_grad"):
+            callee = grad_of_spec(spec, argnums, has_aux, holo, tv.kind == "value_and_grad")
+        else:
+            raise b.error(f"{tv.kind} inside a differentiated function is not supported yet")
+    except TypeError as e:
+        raise b.error(str(e))
     return b.emit_call(callee, leaves, target, out, False)
 
 
-def _jvp_inside(b, args, kwargs):
-    raise b.error("ad.jvp inside a differentiated function is not supported yet")
+def active_mask(spec, nums):
+    """Which flat parameters belong to the differentiated arguments."""
+    mask = []
+    for i, skel in enumerate(spec.arg_skels):
+        mask.extend([i in nums] * count_leaves(skel))
+    mask.extend([False] * (len(spec.params) - len(mask)))
+    return mask
 
 
-def clear_caches():
-    """Forget every specialization and generated function (benchmarks, tests)."""
-    from s2sad.transforms import capture, jvp, specialize
-    specialize._SPECS.clear()
-    specialize._NORMALIZED.clear()
-    jvp._JVPS.clear()
-    _DRIVERS.clear()
-    capture._AST_CACHE.clear()
+def grad_of_spec(spec, argnums=0, has_aux=False, holomorphic=False, with_value=False):
+    """The fused gradient function of a specialized callee (cached)."""
+    key = (argnums if isinstance(argnums, int) else tuple(argnums), has_aux, holomorphic, with_value)
+    return cached_driver("grad", spec, key,
+                         lambda: _grad_of_spec(spec, argnums, has_aux, holomorphic, with_value))
+
+
+def _grad_of_spec(spec, argnums, has_aux, holomorphic, with_value):
+    from s2sad.transforms import ir
+    from s2sad.transforms.vjp import grad_callee
+    nums = _normalize_argnums(argnums, len(spec.arg_skels))
+    out_skel = spec.out_skel
+    if has_aux:
+        if not (isinstance(out_skel, STup) and len(out_skel.items) == 2):
+            raise TypeError("has_aux=True requires the function to return a pair (out, aux)")
+        main, aux = out_skel.items
+    else:
+        main, aux = out_skel, None
+    if not isinstance(main, SLeaf):
+        raise TypeError(f"Gradient only defined for scalar-output functions. Output was a "
+                        f"{_describe_layout(main)}.")
+    n_aux = count_leaves(aux) if aux is not None else 0
+    grad_skel = spec.arg_skels[nums[0]] if isinstance(argnums, int) else \
+        STup(tuple, tuple(spec.arg_skels[a] for a in nums))
+
+    def seeds(primal_outs):
+        return [ir.call(ir.name("ones_like_output"), [primal_outs[0]])] + [None] * n_aux
+
+    def result(primal_outs, grads):
+        check = ir.expr_stmt(ir.call(ir.name("check_grad_output"),
+                                     [primal_outs[0], ir.const(bool(holomorphic))]))
+        if grads is None:
+            return [check], None, None
+        leaves = list(grads)
+        layout = grad_skel
+        if with_value and has_aux:
+            leaves = [primal_outs[0]] + list(primal_outs[1:]) + list(grads)
+            layout = STup(tuple, (STup(tuple, (SLeaf(), aux)), grad_skel))
+        elif with_value:
+            leaves = [primal_outs[0]] + leaves
+            layout = STup(tuple, (SLeaf(), grad_skel))
+        elif has_aux:
+            leaves = list(grads) + list(primal_outs[1:])
+            layout = STup(tuple, (grad_skel, aux))
+        ret = leaves[0] if (len(leaves) == 1 and isinstance(layout, SLeaf)) else ir.tuple_(leaves)
+        return [check], ret, layout
+
+    name = f"{spec.name}_{'value_and_grad' if with_value else 'grad'}"
+    return grad_callee(spec, active_mask(spec, nums), seeds, result, name=name)
+
+
+def _describe_layout(skel):
+    if isinstance(skel, STup):
+        return f"{getattr(skel.kind, '__name__', 'tuple')} of {len(skel.items)} values"
+    if isinstance(skel, SDict):
+        return "dict"
+    return "value known at transform time"
+
+
+def _jvp_inside(b, args, kwargs, out):
+    """``ad.jvp(g, primals, tangents)`` inside a function."""
+    from s2sad.transforms.jvp import jvp_callee
+    from s2sad.transforms.values import Tup, unflatten
+    if kwargs.get("has_aux"):
+        raise b.error("ad.jvp(..., has_aux=True) inside a differentiated function is not supported")
+    if len(args) != 3 or not isinstance(args[1], Tup) or not isinstance(args[2], Tup):
+        raise b.error("ad.jvp(fun, primals, tangents) needs tuples of primals and tangents")
+    spec, leaves = _spec_for(b, args[0], list(args[1].items), {}, out)
+    n_args = sum(count_leaves(s) for s in spec.arg_skels)
+    jc = jvp_callee(spec, [True] * n_args + [False] * (len(spec.params) - n_args))
+    tl = []
+    for t in args[2].items:
+        flatten(b._numbers_to_leaves(t, out, "t"), tl)
+    if len(tl) != n_args:
+        raise b.error("ad.jvp: the tangents do not have the structure of the primals")
+    res = b.emit_call(jc, leaves + tl, None, out, False)
+    primal, tangent = res.items
+    # outputs that do not depend on the inputs get explicit zero tangents
+    p_skel, p_leaves = flatten(primal)
+    if not all(jc.active_out):
+        it = iter(flatten(tangent)[1])
+        fixed = []
+        for pl, flag in zip(p_leaves, jc.active_out):
+            if flag:
+                fixed.append(next(it))
+            else:
+                from s2sad.runtime import helpers
+                fixed.append(b.prim_call(helpers.zero_tangent, [pl], {}, None, out))
+        tangent = unflatten(p_skel, fixed)
+    return Tup((primal, tangent))
+
+
+def _vjp_inside(b, args, kwargs, out):
+    """``ad.vjp(g, *primals)`` inside a function -> (outputs, pullback function value)."""
+    from s2sad.transforms.jvp import jvp_callee
+    from s2sad.transforms.specialize import specialize_top
+    from s2sad.transforms.values import PartialV, Tup, unflatten
+    from s2sad.transforms.vjp import split
+    if kwargs.get("has_aux"):
+        raise b.error("ad.vjp(..., has_aux=True) inside a differentiated function is not supported")
+    spec, leaves = _spec_for(b, args[0], list(args[1:]), {}, out)
+    n_args = sum(count_leaves(s) for s in spec.arg_skels)
+    active = [True] * n_args + [False] * (len(spec.params) - n_args)
+    jc = jvp_callee(spec, active)
+    mask = [False] * len(spec.params) + [True] * (len(jc.params) - len(spec.params))
+    sp = split(jc, mask)
+    n_primal = len([m for m in sp.out_mask if not m])
+    fwd_res = b.emit_call(sp.fwd, leaves, None, out, False)
+    items = list(fwd_res.items)
+    outs, res = items[:n_primal], items[n_primal:]
+    primal = unflatten(spec.out_skel, outs) if n_primal == count_leaves(spec.out_skel) else \
+        unflatten(spec.out_skel, outs[:count_leaves(spec.out_skel)])
+    pullback = _pullback_driver(spec, sp, len(res))
+    return Tup((primal, PartialV(Const(pullback, pullback.name), tuple(res), ())))
+
+
+def _pullback_driver(spec, sp, n_res):
+    """``pullback(*residuals, ct)``: the cotangents of the primals, as a tuple per argument."""
+    from s2sad.transforms.specialize import specialize_top
+    from s2sad.transforms.naming import Namer
+    key = (n_res,)
+
+    def build():
+        namer = Namer(["np"])
+        res = [namer.fresh(f"res{i}") for i in range(n_res)]
+        n_ct = len([m for m in sp.out_mask if m])
+        cts = [namer.fresh(f"ct{i}") for i in range(n_ct)]
+        grads = [namer.fresh(f"g{i}") for i in range(sum(count_leaves(s) for s in spec.arg_skels))]
+        glb = {sp.bwd.name: sp.bwd}
+        ex = _Expr(glb)
+        body = []
+        if grads:
+            body.append(f"{', '.join(grads)}, = {sp.bwd.name}({', '.join(res + cts)})")
+        per_arg, pos = [], 0
+        for s in spec.arg_skels:
+            n = count_leaves(s)
+            per_arg.append(ex.build(s, grads[pos:pos + n]))
+            pos += n
+        body.append(f"return ({', '.join(per_arg)}{',' if len(per_arg) == 1 else ''})")
+        fn = make_function(f"{spec.name}_pullback", res + cts, body, glb, tag="pullback")
+        return specialize_top(fn, tuple(SLeaf() for _ in res + cts))
+    return cached_driver("pullback", sp.bwd, key, build)

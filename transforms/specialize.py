@@ -1250,7 +1250,7 @@ class Builder:
             return self.leafwise(args[0], lambda leaf: self.prim_call(helpers.stop_gradient, [leaf], {},
                                                                          None, out))
         if pipeline.is_transform(obj):
-            return pipeline.transform_value(self, obj, args, kwargs)
+            return pipeline.transform_value(self, obj, args, kwargs, out)
         if isinstance(obj, ops.Callee):
             return self.call_callee(obj, args, kwargs, target, out, discard)
         if isinstance(obj, (custom.custom_jvp, custom.custom_vjp)):

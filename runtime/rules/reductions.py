@@ -11,7 +11,8 @@ Conventions (JAX's):
 
 Rules only call registered primitives, so derivatives can be differentiated again. The
 module-level helpers below (`expand_reduced`, `prod_others`, `cumprod_tangent`,
-`median_weights`, `take_along`) are primitives too. Inside rules the user's ``keepdims`` is
+`median_weights`, `sort_order`, `take_along`) are primitives too, with Numba
+implementations installed by `register_numba()`. Inside rules the user's ``keepdims`` is
 passed through but never introduced, and means are written as ``np.sum(..) / n``
 (Numba has neither ``keepdims=True`` nor ``np.mean(x, axis=...)``).
 """
@@ -143,6 +144,12 @@ def take_along(x, idx, axis=-1):
     return np.take_along_axis(np.asarray(x), idx, axis=axis)
 
 
+def sort_order(a, axis=-1):
+    """``np.argsort(a, axis, kind="stable")``: the permutation np.sort applies (a tie keeps
+    the original order, so the tangent of a tie is deterministic)."""
+    return np.argsort(a, axis=axis, kind="stable")
+
+
 # ------------------------------------------------------------------ test domains
 
 def distinct_c(*shape):
@@ -213,6 +220,7 @@ mean = register("mean", np.mean, spelling="np.mean", params=("a", "axis", "keepd
                 linear=("a",))
 mean.example("np.mean(x)", x=real()) \
     .example("np.mean(x)", x=real(5)) \
+    .example("np.mean(x, axis=0)", x=real(5)) \
     .example("np.mean(x, axis=1)", x=real(3, 4)) \
     .example("np.mean(x, -2)", x=real(2, 3, 4)) \
     .example("np.mean(x, axis=(0, 2))", x=real(2, 3, 4)) \
@@ -236,6 +244,8 @@ prod.example("np.prod(x)", x=real()) \
     .example("np.prod(x, -1)", x=nonzero_vals(2, 3, 4)) \
     .example("np.prod(x, axis=(0, 2))", x=nonzero_vals(2, 3, 4)) \
     .example("np.prod(x, axis=0, keepdims=True)", x=nonzero_vals(3, 4)) \
+    .example("np.prod(x, keepdims=True)", x=nonzero_vals(2, 3)) \
+    .example("np.prod(x, axis=0)", x=nonzero_vals(4)) \
     .example("np.prod(x, axis=1)", x=with_zeros(3, 4)) \
     .example("np.prod(x)", x=with_zeros(4))
 
@@ -247,7 +257,7 @@ def _(a, a_dot, axis=None, keepdims=False):
 
 
 prod_others_p = register("prod_others", prod_others, spelling="prod_others", params=("a", "axis"),
-                         defaults={"axis": None}, numba=False,
+                         defaults={"axis": None},
                          doc="products of the other elements of each reduced group (d prod)")
 # `h` is the helper itself, passed in as a constant (test functions only see `np`)
 prod_others_p.example("h(x, axis=1)", h=const(prod_others), x=nonzero_vals(3, 4)) \
@@ -272,6 +282,7 @@ def _chooser(np_fn, name):
                  complex=False)
     p.example(f"np.{name}(x)", x=real()) \
         .example(f"np.{name}(x)", x=distinct(6)) \
+        .example(f"np.{name}(x, axis=0)", x=distinct(5)) \
         .example(f"np.{name}(x, axis=1)", x=distinct(3, 4)) \
         .example(f"np.{name}(x, 0)", x=distinct(3, 4)) \
         .example(f"np.{name}(x, axis=-1)", x=distinct(2, 3, 4)) \
@@ -286,7 +297,8 @@ def _chooser(np_fn, name):
 def _chooser_jvp(out, a, a_dot, axis=None, keepdims=False):
     # JAX's convention: tied extrema share the derivative evenly.
     mask = a == expand_reduced(out, a, axis=axis, keepdims=keepdims)
-    return np.sum(a_dot * mask, axis=axis, keepdims=keepdims) / np.sum(mask, axis=axis, keepdims=keepdims)
+    count = np.sum(mask, axis=axis, keepdims=keepdims)
+    return np.sum(a_dot * mask, axis=axis, keepdims=keepdims) / count
 
 
 max_ = _chooser(np.max, "max")
@@ -298,7 +310,7 @@ min_.defjvp(_chooser_jvp)
 
 expand_reduced_p = register("expand_reduced", expand_reduced, spelling="expand_reduced",
                             params=("y", "like", "axis", "keepdims"),
-                            defaults={"axis": None, "keepdims": False}, linear=("y",), numba=False,
+                            defaults={"axis": None, "keepdims": False}, linear=("y",),
                             doc="a reduction of `like` reshaped to broadcast against `like`")
 expand_reduced_p.example("h(y, x, axis=1) * x", h=const(expand_reduced), y=real(3), x=real(3, 4)) \
     .example("h(y, x, axis=(0, -1)) + x", h=const(expand_reduced), y=real(3), x=real(2, 3, 4)) \
@@ -347,8 +359,9 @@ def _(a, a_dot, axis=None):
 
 cumprod_tangent_p = register("cumprod_tangent", cumprod_tangent, spelling="cumprod_tangent",
                              params=("a", "t", "axis"), defaults={"axis": None}, linear=("t",),
-                             numba=False, doc="d cumprod(a, axis) along t")
-cumprod_tangent_p.example("h(x, t, axis=1)", h=const(cumprod_tangent), x=nonzero_vals(3, 4), t=real(3, 4)) \
+                             doc="d cumprod(a, axis) along t")
+cumprod_tangent_p.example("h(x, t, axis=1)", h=const(cumprod_tangent), x=nonzero_vals(3, 4),
+                          t=real(3, 4)) \
     .example("h(x, t)", h=const(cumprod_tangent), x=nonzero_vals(2, 3), t=real(2, 3)) \
     .example("h(x, t, axis=0)", h=const(cumprod_tangent), x=nonzero_vals(4), t=real(4), wrt=("x",))
 
@@ -371,6 +384,7 @@ def _moments(np_fn, name):
                  defaults={"axis": None, "ddof": 0, "keepdims": False},
                  keyword_only=("ddof", "keepdims"))
     p.example(f"np.{name}(x)", x=real(5)) \
+        .example(f"np.{name}(x, axis=0, ddof=1)", x=real(5)) \
         .example(f"np.{name}(x, axis=1)", x=real(3, 4)) \
         .example(f"np.{name}(x, 0, ddof=1)", x=real(3, 4)) \
         .example(f"np.{name}(x, axis=-1, keepdims=True)", x=real(2, 3, 4)) \
@@ -422,7 +436,7 @@ def _(a, a_dot, axis=None, keepdims=False):
 
 
 register("median_weights", median_weights, spelling="median_weights", params=("a", "axis"),
-         defaults={"axis": None}, nondiff=True, numba=False,
+         defaults={"axis": None}, nondiff=True,
          doc="weights picking the middle element(s) of each group")
 
 # ------------------------------------------------------------------ sort
@@ -439,17 +453,20 @@ sort.example("np.sort(x)", x=distinct_c(6)) \
 
 @sort.defjvp
 def _(a, a_dot, axis=-1, kind=None):
-    return take_along(a_dot, np.argsort(a, axis=axis, kind=kind), axis=axis)
+    return take_along(a_dot, sort_order(a, axis=axis), axis=axis)
 
 
 argsort = register("argsort", np.argsort, spelling="np.argsort", params=("a", "axis", "kind"),
                    defaults={"axis": -1, "kind": None}, nondiff=True)
 argsort.example("np.argsort(x)", x=distinct(5)).example("np.argsort(x, axis=0)", x=distinct(3, 4))
+register("sort_order", sort_order, spelling="sort_order", params=("a", "axis"), defaults={"axis": -1},
+         nondiff=True, doc="np.argsort(a, axis, kind='stable') (Numba: any axis, not only 1-d)")
 
 take_along_p = register("take_along", take_along, spelling="take_along", params=("x", "idx", "axis"),
-                        defaults={"axis": -1}, linear=("x",), numba=False,
+                        defaults={"axis": -1}, linear=("x",),
                         doc="np.take_along_axis (axis None: of the flattened array)")
-take_along_p.example("h(x, i)", h=const(take_along), x=real(3, 4), i=const(np.array([[2, 0], [1, 1], [3, 0]]))) \
+take_along_p.example("h(x, i)", h=const(take_along), x=real(3, 4),
+                     i=const(np.array([[2, 0], [1, 1], [3, 0]]))) \
     .example("h(x, i, axis=None)", h=const(take_along), x=real(2, 3), i=const(np.array([5, 0, 2]))) \
     .example("h(x, i, axis=0)", h=const(take_along), x=real(3, 2), i=const(np.array([[2, 0]])))
 
@@ -483,3 +500,233 @@ count_nonzero = register("count_nonzero", np.count_nonzero, spelling="np.count_n
 count_nonzero.example("np.count_nonzero(x > 0)", x=real(3, 4)) \
     .example("np.count_nonzero(k, axis=1)", k=ints(0, 3, 3, 4))
 
+
+# ------------------------------------------------------------------ Numba implementations
+
+_NUMBA_DONE = False
+
+
+def register_numba():
+    """Give this module's helpers Numba implementations (idempotent).
+
+    Meant to be called from `s2sad.runtime.helpers.register_numba` (which `ad.jit` and the
+    Numba tests call). `expand_reduced` handles every axis form; the others handle
+    ``axis=None`` and an int axis (NumPy's own axis-tuple reductions are not in Numba).
+    """
+    global _NUMBA_DONE
+    if _NUMBA_DONE:
+        return
+    _NUMBA_DONE = True
+    from numba import types
+    from numba.core.errors import TypingError
+    from numba.extending import overload, register_jitable
+    from numba.np.numpy_support import as_dtype
+    from numba.np.unsafe.ndarray import to_fixed_tuple
+
+    def is_none(t):
+        return t is None or isinstance(t, types.NoneType) or \
+            (isinstance(t, types.Omitted) and t.value is None)
+
+    def flag(t, name):
+        if isinstance(t, bool):  # the default, when the argument is left out
+            return t
+        if isinstance(t, types.Omitted):
+            return bool(t.value)
+        if isinstance(t, types.BooleanLiteral):
+            return t.literal_value
+        raise TypingError(f"{name} must be a constant True/False")
+
+    def check_axis(axis, fn):
+        if not (is_none(axis) or isinstance(axis, (int, types.Integer, types.Omitted))):
+            raise TypingError(f"{fn}: axis must be None or an int under Numba")
+
+    def float_dtype(*ts):
+        return np.result_type(*[as_dtype(t.dtype if isinstance(t, types.Array) else t) for t in ts],
+                              np.float16)
+
+    @overload(expand_reduced)
+    def _expand_reduced(y, like, axis=None, keepdims=False):
+        if is_none(axis) or flag(keepdims, "keepdims") or not isinstance(y, types.Array):
+            return lambda y, like, axis=None, keepdims=False: y
+        nd = like.ndim
+        if isinstance(axis, types.Integer):
+            def impl(y, like, axis=None, keepdims=False):
+                ax = axis + nd if axis < 0 else axis
+                shape = np.empty(nd, np.int64)
+                for i in range(nd):
+                    shape[i] = 1 if i == ax else like.shape[i]
+                return np.ascontiguousarray(y).reshape(to_fixed_tuple(shape, nd))
+            return impl
+
+        def impl_tuple(y, like, axis=None, keepdims=False):
+            shape = np.empty(nd, np.int64)
+            for i in range(nd):
+                shape[i] = like.shape[i]
+            for ax in axis:
+                shape[ax + nd if ax < 0 else ax] = 1
+            return np.ascontiguousarray(y).reshape(to_fixed_tuple(shape, nd))
+        return impl_tuple
+
+    # Row kernels: `g` is (groups, n), one reduced group per row.
+    @register_jitable
+    def rows_prod_others(g, out):
+        m, n = g.shape
+        for r in range(m):
+            acc = 1.0
+            for i in range(n):
+                out[r, i] = acc
+                acc = acc * g[r, i]
+            acc = 1.0
+            for i in range(n - 1, -1, -1):
+                out[r, i] = out[r, i] * acc
+                acc = acc * g[r, i]
+
+    @register_jitable
+    def rows_cumprod_tangent(g, u, out):
+        m, n = g.shape
+        for r in range(m):
+            if n == 0:
+                continue
+            out[r, 0] = u[r, 0]
+            acc = out[r, 0]
+            p = out[r, 0] * 0 + g[r, 0]
+            for i in range(1, n):
+                acc = acc * g[r, i] + p * u[r, i]
+                p = p * g[r, i]
+                out[r, i] = acc
+
+    @register_jitable
+    def rows_median_weights(g, out):
+        m, n = g.shape
+        out[:] = 0.0
+        for r in range(m):
+            if n == 0:
+                continue
+            order = np.argsort(g[r], kind="mergesort")
+            if n % 2:
+                out[r, order[n // 2]] = 1.0
+            else:
+                out[r, order[n // 2 - 1]] = 0.5
+                out[r, order[n // 2]] = 0.5
+
+    @register_jitable
+    def rows_sort_order(g, out):
+        for r in range(g.shape[0]):
+            out[r] = np.argsort(g[r], kind="mergesort")
+
+    @register_jitable
+    def rows_take(x, idx, out):
+        for r in range(idx.shape[0]):
+            for j in range(idx.shape[1]):
+                out[r, j] = x[r, idx[r, j]]
+
+    @register_jitable
+    def as_rows(m):
+        n = m.shape[-1]
+        return m.reshape((m.size // n if n else 0, n))
+
+    @overload(prod_others)
+    def _prod_others(a, axis=None):
+        check_axis(axis, "prod_others")
+        dt = float_dtype(a)
+        if not isinstance(a, types.Array):
+            return lambda a, axis=None: 1.0
+        if is_none(axis):
+            def impl(a, axis=None):
+                g = np.ascontiguousarray(a).reshape((1, a.size))
+                out = np.empty(g.shape, dt)
+                rows_prod_others(g, out)
+                return out.reshape(a.shape)
+            return impl
+
+        def impl_axis(a, axis=None):
+            m = np.ascontiguousarray(np.moveaxis(a, axis, -1))
+            out = np.empty(m.shape, dt)
+            rows_prod_others(as_rows(m), as_rows(out))
+            return np.moveaxis(out, -1, axis)
+        return impl_axis
+
+    @overload(cumprod_tangent)
+    def _cumprod_tangent(a, t, axis=None):
+        check_axis(axis, "cumprod_tangent")
+        dt = float_dtype(a, t)
+        if not isinstance(a, types.Array):
+            def impl_scalar(a, t, axis=None):
+                out = np.empty(1, dt)
+                out[0] = t
+                return out
+            return impl_scalar
+        if is_none(axis):
+            def impl(a, t, axis=None):
+                g = np.ascontiguousarray(a).reshape((1, a.size))
+                u = np.ascontiguousarray(t).reshape((1, a.size))
+                out = np.empty(g.shape, dt)
+                rows_cumprod_tangent(g, u, out)
+                return out.reshape(a.size)
+            return impl
+
+        def impl_axis(a, t, axis=None):
+            m = np.ascontiguousarray(np.moveaxis(a, axis, -1))
+            u = np.ascontiguousarray(np.moveaxis(t, axis, -1))
+            out = np.empty(m.shape, dt)
+            rows_cumprod_tangent(as_rows(m), as_rows(u), as_rows(out))
+            return np.moveaxis(out, -1, axis)
+        return impl_axis
+
+    @overload(median_weights)
+    def _median_weights(a, axis=None):
+        check_axis(axis, "median_weights")
+        if not isinstance(a, types.Array):
+            return lambda a, axis=None: 1.0
+        if is_none(axis):
+            def impl(a, axis=None):
+                g = np.ascontiguousarray(a).reshape((1, a.size))
+                out = np.empty(g.shape, np.float64)
+                rows_median_weights(g, out)
+                return out.reshape(a.shape)
+            return impl
+
+        def impl_axis(a, axis=None):
+            m = np.ascontiguousarray(np.moveaxis(a, axis, -1))
+            out = np.empty(m.shape, np.float64)
+            rows_median_weights(as_rows(m), as_rows(out))
+            return np.moveaxis(out, -1, axis)
+        return impl_axis
+
+    @overload(sort_order)
+    def _sort_order(a, axis=-1):
+        check_axis(axis, "sort_order")
+        if is_none(axis):
+            def impl(a, axis=-1):
+                out = np.empty((1, a.size), np.int64)
+                rows_sort_order(np.ascontiguousarray(a).reshape((1, a.size)), out)
+                return out.reshape(a.size)
+            return impl
+
+        def impl_axis(a, axis=-1):
+            m = np.ascontiguousarray(np.moveaxis(a, axis, -1))
+            out = np.empty(m.shape, np.int64)
+            rows_sort_order(as_rows(m), as_rows(out))
+            return np.moveaxis(out, -1, axis)
+        return impl_axis
+
+    @overload(take_along)
+    def _take_along(x, idx, axis=-1):
+        check_axis(axis, "take_along")
+        dt = as_dtype(x.dtype)
+        if is_none(axis):
+            def impl(x, idx, axis=-1):
+                flat = np.ascontiguousarray(x).reshape((1, x.size))
+                out = np.empty((1, idx.size), dt)
+                rows_take(flat, np.ascontiguousarray(idx).reshape((1, idx.size)), out)
+                return out.reshape(idx.size)
+            return impl
+
+        def impl_axis(x, idx, axis=-1):
+            m = np.ascontiguousarray(np.moveaxis(x, axis, -1))
+            i = np.ascontiguousarray(np.moveaxis(idx, axis, -1))
+            out = np.empty(i.shape, dt)
+            rows_take(m.reshape((i.size // i.shape[-1] if i.shape[-1] else 0, m.shape[-1])),
+                      as_rows(i), as_rows(out))
+            return np.moveaxis(out, -1, axis)
+        return impl_axis

@@ -72,6 +72,8 @@ def register_numba():
             return x
         return impl
 
+    _register_numba_core(overload, types)
+
     @overload(zero_tangent)
     def _zero_tangent(x):
         if isinstance(x, types.Array):
@@ -203,10 +205,11 @@ def jac_unstack(g, y, x):
     return [flat[..., j] for j in range(n)]
 
 
-def shape_witness(*operands):
+def shape_witness(a, b=None, c=None, d=None):
     """A zero-cost array (a broadcast view of one zero) with the shape and dtype the
-    elementwise combination of `operands` would have: the shape witness of a tangent
+    elementwise combination of the operands would have: the shape witness of a tangent
     that has no primal counterpart."""
+    operands = [o for o in (a, b, c, d) if o is not None]
     shape = np.broadcast_shapes(*[np.shape(o) for o in operands])
     return np.broadcast_to(np.zeros((), np.result_type(*[_dtype_of(o) for o in operands])), shape)
 
@@ -258,3 +261,146 @@ def jac_unrows(g, y, x):
     n = int(np.size(y))
     flat = np.reshape(g, (n,) + np.shape(x))
     return [flat[i] for i in range(n)]
+
+
+
+def _register_numba_core(overload, types):
+    """Numba versions of the helpers reverse-mode code calls."""
+    from numba.extending import register_jitable
+
+    @register_jitable
+    def _keep(v):
+        return v
+
+    @register_jitable
+    def _to_real(v):
+        return np.real(v)
+
+    @register_jitable
+    def _to_complex(v):
+        return v + 0j
+
+    def _is_complex(t):
+        return isinstance(t, types.Complex) or (isinstance(t, types.Array) and isinstance(t.dtype, types.Complex))
+
+    @overload(unbroadcast)
+    def _unbroadcast(g, like):
+        fix = _to_real if (_is_complex(g) and not _is_complex(like)) else \
+            (_to_complex if (_is_complex(like) and not _is_complex(g)) else _keep)
+        if not isinstance(like, types.Array):
+            if isinstance(g, types.Array):
+                return lambda g, like: fix(g.sum())
+            return lambda g, like: fix(g)
+        nd = like.ndim
+        if not isinstance(g, types.Array):
+            return lambda g, like: np.full(like.shape, fix(g))
+        if g.ndim > nd:
+            return lambda g, like: unbroadcast(g.sum(axis=0), like)
+        if g.ndim < nd:
+            def up(g, like):
+                v = fix(g)
+                out = np.zeros(like.shape, dtype=v.dtype)
+                out[...] = v
+                return out
+            return up
+
+        def same(g, like):
+            out = fix(g)
+            for ax in range(nd):
+                if like.shape[ax] == 1 and out.shape[ax] != 1:
+                    out = np.expand_dims(out.sum(axis=ax), ax)
+            return out
+        return same
+
+    @overload(broadcast_like)
+    def _broadcast_like(g, like):
+        if not isinstance(like, types.Array):
+            return lambda g, like: g
+        if isinstance(g, types.Array) and g.ndim == like.ndim:
+            def impl(g, like):
+                if g.shape == like.shape:
+                    return g
+                out = np.empty(like.shape, dtype=g.dtype)
+                out[...] = g
+                return out
+            return impl
+
+        def impl2(g, like):
+            out = np.empty(like.shape, dtype=np.asarray(g).dtype)
+            out[...] = g
+            return out
+        return impl2
+
+    @overload(shape_witness)
+    def _shape_witness(a, b=None, c=None, d=None):
+        # in compiled code the witness is a real zero array of the broadcast shape
+        def impl(a, b=None, c=None, d=None):
+            x = a * 0.0
+            if b is not None:
+                x = x + b * 0.0
+            if c is not None:
+                x = x + c * 0.0
+            if d is not None:
+                x = x + d * 0.0
+            return x
+        return impl
+
+    @overload(real_witness)
+    def _real_witness(x):
+        if isinstance(x, types.Array):
+            return lambda x: np.zeros(x.shape)
+        return lambda x: 0.0
+
+    @overload(ones_like_output)
+    def _ones_like_output(y):
+        if isinstance(y, types.Complex):
+            return lambda y: 1.0 + 0j
+        return lambda y: 1.0
+
+    @overload(check_grad_output)
+    def _check_grad_output(y, holomorphic=False):
+        if isinstance(y, types.Array):
+            def impl(y, holomorphic=False):
+                raise TypeError("Gradient only defined for scalar-output functions.")
+            return impl
+        if isinstance(y, types.Complex):
+            def implc(y, holomorphic=False):
+                if not holomorphic:
+                    raise TypeError("grad requires real-valued outputs; pass holomorphic=True")
+                return y
+            return implc
+        return lambda y, holomorphic=False: y
+
+    @overload(getitem_t)
+    def _getitem_t(g, x, idx):
+        cplx = _is_complex(x)
+        if not isinstance(x, types.Array):
+            return lambda g, x, idx: g
+        fancy = isinstance(idx, types.Array)
+        if fancy:
+            def implf(g, x, idx):
+                z = np.zeros(x.shape, dtype=np.complex128 if cplx else np.float64)
+                for k in range(idx.shape[0]):
+                    z[idx[k]] += g[k]
+                return z
+            return implf
+
+        def impl(g, x, idx):
+            z = np.zeros(x.shape, dtype=np.complex128 if cplx else np.float64)
+            z[idx] = g
+            return z
+        return impl
+
+
+class InterruptedBodyError(RuntimeError):
+    """Reverse mode met an exception that interrupted a try body after differentiated work."""
+
+
+def check_interrupted(started, raised):
+    """In a handler of a differentiated try/except: the body's work can be replayed
+    backwards only if it completed or left by an explicit raise."""
+    if started and not raised:
+        raise InterruptedBodyError(
+            "an exception raised inside a NumPy operation interrupted a try body after "
+            "differentiated work; reverse mode cannot replay a partly executed body "
+            "(hint: compute what may raise first in the try body, or raise explicitly)")

@@ -101,6 +101,9 @@ class Linearizer:
         self.witness = dict(witness or {})
         self.primal_of = dict(witness or {})  # tangent -> its primal variable (JVP code)
         self.meta = {}
+        self.fixed_witness = {}
+        self.try_stack = []
+        self.deferred_depth = 0
         self.loc = None
 
     def error(self, msg, node=None, hint=None):
@@ -283,8 +286,22 @@ class Linearizer:
         ret = body[-1] if body and isinstance(body[-1], gast.Return) else None
         if ret is not None:
             body = body[:-1]
+        # The witnesses of the linear parameters (for their cotangents when they stay zero)
+        # are the primal parameters as they come in.
+        entry = []
+        for p in self.linear_params:
+            w = self.primal_of.get(p)
+            if w is None:
+                continue
+            if self.defs.get(w, 0) > 1:
+                snap = self.namer.fresh(f"{w}_in")
+                entry.append(ir.assign(snap, ir.name(w)))
+                w = snap
+            self.witness[p] = w
+            self.use(w)
         # Residuals are discovered while emitting; tapes are added in a second pass.
         fwd, lin = self.block(body, depth=0, top=True)
+        fwd = entry + fwd
         if ret is not None:
             atoms = list(ret.value.elts) if isinstance(ret.value, gast.Tuple) else [ret.value]
             if self.linear_out is None:  # linear outputs: those that depend on linear inputs
@@ -322,15 +339,24 @@ class Linearizer:
         self.used.add(name)
 
     # ------------------------------------------------------------------ blocks
-    def block(self, stmts, depth, top=False):
-        """Emit a block: returns (forward statements, linear statements)."""
+    def block(self, stmts, depth, top=False, deferred=False):
+        """Emit a block: returns (forward statements, linear statements).
+
+        In a try body (`deferred`), records are pushed when the block completes or leaves
+        by a jump, not right after each definition: an exception in between pushes none."""
         fwd, lin = [], []
         local_res = []   # residuals defined in this block (in order)
         snaps = {}       # residual -> snapshot name valid at this point of the block
         saved_pending = getattr(self, "pending_prologue", [])
         self.pending_prologue = []
+        deferred = deferred or self.deferred_depth > 0
+        self.deferred_depth += 1 if deferred else 0
         for s in stmts:
             self.loc = s
+            if self.try_stack and (id(s) in self.lin_stmts or id(s) in self.mixed):
+                fwd.append(ir.assign(self.try_stack[-1][1], ir.const(True), s))
+            if self.try_stack and isinstance(s, gast.Raise):
+                fwd.append(ir.assign(self.try_stack[-1][0], ir.const(True), s))
             if id(s) in self.lin_stmts:
                 new = self.residualize(s, fwd, snaps, local_res)
                 lin.append(new)
@@ -359,17 +385,19 @@ class Linearizer:
                 for n in stores(s):
                     local_res.append((n, s))
         # record the residuals this block defined, where the linear program needs them
-        self._records(fwd, lin, local_res, depth, top)
+        self.deferred_depth -= 1 if deferred else 0
+        self._records(fwd, lin, local_res, depth, top, deferred)
         if self.pending_prologue:
             i = self.prologue_end(lin)
             lin[i:i] = self.pending_prologue
         self.pending_prologue = saved_pending
         return fwd, lin
 
-    def _records(self, fwd, lin, local_res, depth, top):
+    def _records(self, fwd, lin, local_res, depth, top, deferred=False):
         needs_tape = depth > 0 or (self.mode == "split" and not top)
         if not needs_tape:
             return
+        pushes = []
         reads = []
         seen = set()
         for name, stmt in local_res:
@@ -380,16 +408,32 @@ class Linearizer:
             if tape is None:
                 tape = self.tapes[name] = self.namer.fresh(f"{name}_tape")
                 self.cursor[name] = self.namer.fresh(f"{name}_at")
-            # push right after the (last) definition of `name` in this block
-            idx = _index_after(fwd, stmt)
             push = ir.expr_stmt(ir.call(ir.attr(ir.name(tape), "append"), [ir.name(name)]), stmt)
-            fwd.insert(idx, push)
+            if deferred:
+                pushes.append(push)
+            else:
+                # push right after the (last) definition of `name` in this block
+                fwd.insert(_index_after(fwd, stmt), push)
             reads.append(self._record_read(name, stmt))
             step = ir.assign(self.cursor[name], gast.BinOp(left=ir.name(self.cursor[name]), op=gast.Add(),
                                                            right=ir.const(1)), stmt)
             self.ann(step)['prologue'] = True
             self.ann(step)['cursor_step'] = True
             reads.append(step)
+        if pushes:
+            # at the end of the block, before a final jump, and before every raise that
+            # leaves the block from inside a nested one
+            at = len(fwd)
+            if fwd and isinstance(fwd[-1], (gast.Raise, gast.Break, gast.Continue, gast.Return)):
+                at -= 1
+            fwd[at:at] = pushes
+            for blk in _nested_blocks(fwd):
+                i = 0
+                while i < len(blk):
+                    if isinstance(blk[i], gast.Raise) and blk is not fwd:
+                        blk[i:i] = [copy.deepcopy(p) for p in pushes]
+                        i += len(pushes)
+                    i += 1
         lin[:0] = reads
 
     def _record_read(self, name, loc):
@@ -443,21 +487,20 @@ class Linearizer:
             new.value = Sub().visit(new.value)
         # witnesses of the linear arguments, as they are at this statement
         arg_w = {}
-        for n in loads(s.value if isinstance(s, (gast.Assign, gast.Expr)) else s):
-            if n in self.linear:
-                w = self.primal_of.get(n)
-                if w is not None and w not in self.linear:
-                    wa = self.read_residual(ir.name(w), fwd, snaps, local_res, kind="meta")
-                    arg_w[n] = wa.id
-                elif n in self.witness:
-                    arg_w[n] = self.witness[n]
+        reads = loads(new.value) if isinstance(new, (gast.Assign, gast.Expr)) else []
+        if isinstance(new, gast.Assign) and isinstance(new.targets[0], gast.Subscript):
+            reads += [new.targets[0].value.id]
+        for n in reads:
+            if n in self.linear and n not in arg_w:
+                w = self.witness_at(n, fwd, snaps, local_res)
+                if w is not None:
+                    arg_w[n] = w
         self.ann(new)['arg_witness'] = arg_w
         if isinstance(new, gast.Assign) and isinstance(new.targets[0], gast.Tuple):
             for e in new.targets[0].elts:
                 w = self.primal_of.get(e.id)
                 if e.id in self.linear and w is not None:
-                    wa = self.read_residual(ir.name(w), fwd, snaps, local_res, kind="meta")
-                    self.witness[e.id] = wa.id
+                    self.witness[e.id] = w
         if isinstance(new, gast.Assign) and isinstance(new.targets[0], gast.Name):
             t = new.targets[0].id
             if t in self.linear:
@@ -465,27 +508,51 @@ class Linearizer:
                 w = self.primal_of.get(t)
                 if w is not None:
                     wa = self.read_residual(ir.name(w), fwd, snaps, local_res, kind="meta")
-                    self.ann(new)['witness'] = wa.id
+                    name = wa.id
                 else:
-                    self.ann(new)['witness'] = self.derive_witness(t, new, fwd, local_res)
-                if self.ann(new)['witness'] is not None:
-                    self.witness[t] = self.ann(new)['witness']
+                    name = self.derive_witness(t, new, fwd, local_res, arg_w)
+                    if name is not None and self.defs.get(t, 0) > 1:
+                        # one witness variable for every definition of t, so that it is
+                        # defined wherever t is
+                        fixed = self.fixed_witness.get(t)
+                        if fixed is None:
+                            fixed = self.fixed_witness[t] = self.namer.fresh(
+                                f"{t[:-4] if t.endswith('_dot') else t}_like")
+                        st = ir.assign(fixed, ir.name(name), new)
+                        fwd.append(st)
+                        local_res.append((fixed, st))
+                        snaps.pop(fixed, None)
+                        self.defs[fixed] = self.defs.get(fixed, 0) + 2
+                        name = fixed
+                self.ann(new)['witness'] = name
+                if name is not None:
+                    self.witness[t] = name
+                    self.use(name)
         return new
+
+    def witness_at(self, n, fwd, snaps, local_res):
+        """The witness of linear `n`'s current value, read (snapshotted if needed) here."""
+        w = self.primal_of.get(n)
+        if w is None or w in self.linear:
+            w = self.witness.get(n)
+        if w is None:
+            return None
+        return self.read_residual(ir.name(w), fwd, snaps, local_res, kind="meta").id
 
     _SAME_SHAPE = {"copy", "neg", "pos", "conj", "method.astype", "np.copy", "method.copy"}
     _REAL = {"real", "imag", "abs", "angle"}
 
-    def derive_witness(self, t, stmt, fwd, local_res):
+    def derive_witness(self, t, stmt, fwd, local_res, arg_w):
         """A shape witness for linear `t` from the witnesses of what defines it."""
         from s2sad.runtime import helpers
         op = ops.classify(stmt.value, self.ns)
         if op.kind != "prim":
-            return
+            return None
         prim = op.prim
 
         def wit(a):
             if isinstance(a, gast.Name) and a.id in self.linear:
-                w = self.witness.get(a.id)
+                w = arg_w.get(a.id)
                 return ir.name(w) if w is not None else None
             if isinstance(a, (gast.Tuple, gast.List)):
                 elts = [wit(e) for e in a.elts]
@@ -497,7 +564,7 @@ class Linearizer:
         lin_args = [a for p, a in op.args.items() if p in prim.linear and
                     any(n in self.linear for n in loads(a))]
         if prim.name in self._SAME_SHAPE and len(lin_args) == 1 and isinstance(lin_args[0], gast.Name):
-            return self.witness[lin_args[0].id]
+            return arg_w.get(lin_args[0].id)
         base = t[:-4] if t.endswith("_dot") else t
         name = self.namer.fresh(f"{base}_like")
         if prim.name in self._REAL:
@@ -628,50 +695,53 @@ class Linearizer:
         self.ns.setdefault("range", range)
 
     def try_stmt(self, s, fwd, lin, depth, snaps, local_res):
-        """try/except: the forward sweep records which handler ran and how many top-level
-        statements of the body completed; the linear program replays exactly those."""
+        """try/except. The forward sweep records which handler ran. The body's linear part
+        is replayed when the body completed or left by an explicit ``raise`` (its path is
+        known from its branch records); its records are pushed only at those points. An
+        exception from inside a primitive after differentiated work in the body cannot be
+        replayed: the forward sweep raises a clear error then (never a wrong derivative)."""
         if not self.has_linear(s):
             fwd.append(s)
             return
+        from s2sad.runtime import helpers
         ran = self.namer.fresh("handler")
-        progress = self.namer.fresh("progress")
+        explicit = self.namer.fresh("raised")
+        partial = self.namer.fresh("started")
         fwd.append(ir.assign(ran, ir.const(0), s))
-        fwd.append(ir.assign(progress, ir.const(0), s))
-        body_f, parts = [], []
-        for i, st in enumerate(s.body):
-            f_i, l_i = self.block([st], depth)
-            body_f.extend(f_i)
-            if not isinstance(st, (gast.Raise, gast.Return, gast.Break, gast.Continue)):
-                body_f.append(ir.assign(progress, ir.const(i + 1), st))
-            parts.append(l_i)
+        fwd.append(ir.assign(explicit, ir.const(False), s))
+        fwd.append(ir.assign(partial, ir.const(False), s))
+        self.try_stack.append((explicit, partial))
+        body_f, body_l = self.block(s.body, depth, deferred=True)
+        self.try_stack.pop()
         handlers, hlins = [], []
+        self.ns["check_interrupted"] = helpers.check_interrupted
         for i, h in enumerate(s.handlers, 1):
             hf, hl = self.block(h.body, depth)
-            hf = [ir.assign(ran, ir.const(i), h)] + hf
+            check = ir.expr_stmt(ir.call(ir.name("check_interrupted"), [ir.name(partial), ir.name(explicit)]), h)
+            hf = [ir.assign(ran, ir.const(i), h), check] + hf
             handlers.append(ir.copy_loc(gast.ExceptHandler(type=h.type, name=h.name, body=hf), h))
             hlins.append(hl)
         fwd.append(ir.copy_loc(gast.Try(body=body_f, handlers=handlers, orelse=[], finalbody=[]), s))
-        ran_r = self._snapshot_after(ran, s, fwd, local_res)
-        reached = self._snapshot_after(progress, s, fwd, local_res)
         prologue = []
-        for i, l_i in enumerate(parts):
-            if not l_i:
-                continue
-            done = self.namer.fresh("done")
-            test = ir.assign(done, gast.Compare(left=ir.name(reached), ops=[gast.Gt()],
-                                                comparators=[ir.const(i)]), s)
-            self.ann(test)['prologue'] = True
-            prologue.append(test)
-            lin.append(ir.if_(ir.name(done), l_i, [], s))
-        for i, hl in enumerate(hlins, 1):
-            if not hl:
-                continue
-            inside = self.namer.fresh("in_handler")
-            test = ir.assign(inside, gast.Compare(left=ir.name(ran_r), ops=[gast.Eq()],
-                                                  comparators=[ir.const(i)]), s)
-            self.ann(test)['prologue'] = True
-            prologue.append(test)
-            lin.append(ir.if_(ir.name(inside), hl, [], s))
+        if body_l:
+            replay = self.namer.fresh("replay")
+            fwd.append(ir.assign(replay, gast.Compare(left=ir.name(ran), ops=[gast.Eq()],
+                                                      comparators=[ir.const(0)]), s))
+            fwd.append(ir.if_(ir.name(explicit), [ir.assign(replay, ir.const(True), s)], [], s))
+            self.defs[replay] = 2
+            replay_r = self._snapshot_after(replay, s, fwd, local_res)
+            lin.append(ir.if_(ir.name(replay_r), body_l, [], s))
+        if any(hlins):
+            ran_r = self._snapshot_after(ran, s, fwd, local_res)
+            for i, hl in enumerate(hlins, 1):
+                if not hl:
+                    continue
+                inside = self.namer.fresh("in_handler")
+                test = ir.assign(inside, gast.Compare(left=ir.name(ran_r), ops=[gast.Eq()],
+                                                      comparators=[ir.const(i)]), s)
+                self.ann(test)['prologue'] = True
+                prologue.append(test)
+                lin.append(ir.if_(ir.name(inside), hl, [], s))
         self.pending_prologue.extend(prologue)
 
     def _snapshot_after(self, var, loc, fwd, local_res):
@@ -681,6 +751,18 @@ class Linearizer:
         local_res.append((name, st))
         self.use(name)
         return name
+
+
+def _nested_blocks(block):
+    """`block` and every statement list nested in it, except inside nested try statements
+    (their handlers catch what is raised there)."""
+    out = [block]
+    for s in block:
+        if isinstance(s, gast.Try):
+            continue
+        for b in blocks_of(s):
+            out.extend(_nested_blocks(b))
+    return out
 
 
 def _index_after(block, stmt):

@@ -93,15 +93,15 @@ def needs_restructure(fdef) -> bool:
 
 def restructure(fdef, namer: Namer | None = None):
     """Rewrite `fdef` in place to the single-exit form; returns it."""
+    fdef.body = nest(fdef.body)
+    _drop_passes(fdef.body)
     if not needs_restructure(fdef):
-        fdef.body = nest(fdef.body)
         return fdef
     namer = namer or Namer(names_in(fdef))
     rets = _returns_in(fdef)
     width = _width(rets[0].value)
     results = [namer.fresh("result" if width == 1 else f"result_{i}") for i in range(width)]
     flag = None
-    fdef.body = nest(fdef.body)
     # Returns inside loops: set the results and a flag, break, and test the flag after.
     while True:
         loop = _innermost_loop_with_return(fdef.body)
@@ -115,6 +115,7 @@ def restructure(fdef, namer: Namer | None = None):
         ir.copy_loc(after, node)
         block.insert(idx + 1, after)
         fdef.body = nest(fdef.body)
+        _drop_passes(fdef.body)
     # Remaining returns are at the end of their paths: assign the results.
     _assign_results(fdef.body, results)
     prologue = []
@@ -124,6 +125,14 @@ def restructure(fdef, namer: Namer | None = None):
     fdef.body = prologue + fdef.body + [gast.Return(value=value)]
     ir.fill_empty_blocks(fdef)
     return fdef
+
+
+def _drop_passes(block):
+    """`pass` next to other statements says nothing (moving statements leaves some)."""
+    block[:] = [s for s in block if not isinstance(s, gast.Pass)] or block[:1]
+    for s in block:
+        for sub in _sub_blocks(s):
+            _drop_passes(sub)
 
 
 def _width(value):

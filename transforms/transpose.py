@@ -446,6 +446,7 @@ class Transposer:
                 results.append(ir.name(self.bar(p)))
             else:
                 z = self.namer.fresh(f"{p[:-4] if p.endswith('_dot') else p}_bar")
+                self.cur_witness.pop(p, None)
                 out.append(ir.assign(z, self.zero_of(p), None))
                 results.append(ir.name(z))
         return out, results

@@ -432,6 +432,9 @@ register("check_grad_output", helpers.check_grad_output, spelling="check_grad_ou
          doc="grad's check that the output is a real scalar")
 register("ones_like_output", helpers.ones_like_output, spelling="ones_like_output", nondiff=True,
          doc="the seed cotangent of grad")
+register("check_interrupted", helpers.check_interrupted, spelling="check_interrupted",
+         params=("started", "raised"), nondiff=True,
+         doc="reverse mode's guard for try bodies interrupted by an exception")
 register("zero_tangent", helpers.zero_tangent, spelling="zero_tangent", nondiff=True,
          doc="a zero shaped like x")
 register("stop_gradient", helpers.stop_gradient, spelling="stop_gradient", nondiff=True,

@@ -330,6 +330,15 @@ class Linearizer:
         out.namer = self.namer
         out.linear = self.linear
         out.meta = self.meta
+        # names defined once at the top level (or parameters): available everywhere in the
+        # backward sweep, so they can shape explicit zeros anywhere
+        top = {p for p in self.c.params if self.defs.get(p, 0) == 1}
+        for st in fwd:
+            if isinstance(st, gast.Assign):
+                for n in stores(st.targets[0]):
+                    if self.defs.get(n, 0) == 1:
+                        top.add(n)
+        out.safe = top
         return out
 
     def use(self, name):

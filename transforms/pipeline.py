@@ -507,7 +507,7 @@ def _spec_for(b, fun_av, args, kwargs, out):
     if isinstance(fun_av, Const) and getattr(fun_av.value, "__s2sad_transform__", False):
         skels, leaves = [], []
         for a in args:
-            s, _ = flatten(b._numbers_to_leaves(a, out, "arg", keep_ints=True), leaves)
+            s, _ = flatten(b.as_leaves(a), leaves)
             skels.append(s)
         return fun_av.value.specialize(tuple(skels)), leaves
     if isinstance(fun_av, Const) and not (is_user_function(fun_av.value)
@@ -623,7 +623,7 @@ def _jvp_inside(b, args, kwargs, out):
     jc = jvp_callee(spec, [True] * n_args + [False] * (len(spec.params) - n_args))
     tl = []
     for t in args[2].items:
-        flatten(b._numbers_to_leaves(t, out, "t"), tl)
+        flatten(b.as_leaves(t), tl)
     if len(tl) != n_args:
         raise b.error("ad.jvp: the tangents do not have the structure of the primals")
     res = b.emit_call(jc, leaves + tl, None, out, False)

@@ -844,6 +844,19 @@ class Builder:
             value = ir.tuple_(atoms)
         out.append(ir.copy_loc(gast.Return(value=value), s))
 
+    def as_leaves(self, av):
+        """Numbers and arrays known at transform time as runtime leaves (for tangents)."""
+        if isinstance(av, Const) and isinstance(av.value, np.ndarray):
+            return Dyn(self.bind_const(av.value, av.hint))
+        if isinstance(av, Const) and _runtime_ok(av.value):
+            v = av.value.item() if isinstance(av.value, np.generic) else av.value
+            return Lit(v)
+        if isinstance(av, Tup):
+            return Tup(tuple(self.as_leaves(i) for i in av.items), av.kind)
+        if isinstance(av, DictV):
+            return DictV(av.keys, tuple(self.as_leaves(i) for i in av.items))
+        return av
+
     def _numbers_to_leaves(self, av, out, hint="ret", keep_ints=False):
         """Numbers returned (or passed on) are runtime values, not static constants."""
         if isinstance(av, Const) and _runtime_ok(av.value):
@@ -1251,6 +1264,13 @@ class Builder:
                                                                          None, out))
         if pipeline.is_transform(obj):
             return pipeline.transform_value(self, obj, args, kwargs, out)
+        if getattr(obj, "__s2sad_transform__", False):
+            # a transformed function (ad.grad(f), ...) called inside a function
+            from s2sad.transforms.pipeline import _spec_for
+            if kwargs:
+                raise self.error("keyword arguments to a transformed function are not supported")
+            callee, leaves = _spec_for(self, Const(obj), list(args), {}, out)
+            return self.emit_call(callee, leaves, target, out, discard)
         if isinstance(obj, ops.Callee):
             return self.call_callee(obj, args, kwargs, target, out, discard)
         if isinstance(obj, (custom.custom_jvp, custom.custom_vjp)):

@@ -7,9 +7,11 @@ backwards), ``if`` on the same condition, loops over the same (reversed) ranges.
 
 A cotangent is assigned at its first write and accumulated after, so every cotangent
 variable keeps one type (Numba). Which cotangents are zero is tracked while emitting:
-contributions from a zero cotangent are skipped; where paths meet with a cotangent zero on
-one path and not on the other, an explicit zero is written on that path (shaped like the
-variable's *witness*, the primal value with its shape and dtype).
+contributions of a zero cotangent are skipped. Where paths meet with a cotangent zero on
+one path and not on the other, a flag says which (``x_bar_set``); a later contribution
+assigns or accumulates by the flag, and reading it where it may still be zero writes an
+explicit zero shaped like the variable's *witness* (the primal value with its shape and
+dtype), which is always available at that point: the definition being transposed.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ import gast
 
 from s2sad.errors import TransformError
 from s2sad.transforms import ir, ops
-from s2sad.transforms.linearize import loads, stores
-from s2sad.transforms.templates import DEFAULT, Zero
+from s2sad.transforms.linearize import loads
+from s2sad.transforms.templates import Zero
 
 ZERO, NONZERO = 0, 1
+
+
+def _maybe(state):
+    return isinstance(state, tuple)
 
 
 class Transposer:
@@ -34,8 +40,8 @@ class Transposer:
         self.namer = namer
         self.filename = filename
         self.bars: dict = {}
+        self.flags: dict = {}
         self.state: dict = {}
-        self.cur_witness: dict = {}   # witness of the value a cotangent belongs to, here
         self.arg_witness: dict = {}
         self.loc = None
         self.setitem_targets = set()
@@ -59,20 +65,33 @@ class Transposer:
             self.bars[var] = name
         return name
 
-    def witness(self, var):
-        w = self.cur_witness.get(var) or self.L.witness.get(var)
-        if w is None:
-            raise self.error(f"internal: no shape witness for the tangent {var}")
-        return w
+    def flag(self, var):
+        name = self.flags.get(var)
+        if name is None:
+            name = self.namer.fresh(f"{self.bar(var)}_set")
+            self.flags[var] = name
+        return name
 
-    def zero_of(self, var):
+    def st(self, var):
+        return self.state.get(var, ZERO)
+
+    def zero_of(self, witness):
         from s2sad.runtime import helpers
         self.ns["zero_tangent"] = helpers.zero_tangent
-        return ir.call(ir.name("zero_tangent"), [ir.name(self.witness(var))])
+        if witness is None:
+            raise self.error("internal: a zero cotangent without a shape witness")
+        return ir.call(ir.name("zero_tangent"), [ir.name(witness)])
 
-    def materialize(self, var, out):
-        """Write an explicit zero cotangent for `var`."""
-        out.append(ir.assign(self.bar(var), self.zero_of(var), self.loc))
+    def ensure_value(self, var, witness, out):
+        """Make bar(var) hold a value (an explicit zero where it may not)."""
+        s = self.st(var)
+        if s == NONZERO:
+            return
+        if s == ZERO:
+            out.append(ir.assign(self.bar(var), self.zero_of(witness), self.loc))
+        else:
+            out.append(ir.if_(ir.name(s[1]), [gast.Pass()],
+                              [ir.assign(self.bar(var), self.zero_of(witness), self.loc)], self.loc))
         self.state[var] = NONZERO
 
     def accumulate(self, var, contrib, out):
@@ -80,20 +99,155 @@ class Transposer:
         if isinstance(contrib, Zero):
             return
         b = self.bar(var)
+        s = self.st(var)
         if isinstance(contrib, gast.Name) and contrib.id == b:
             self.state[var] = NONZERO  # the rule already wrote the first value
             return
-        if self.state.get(var, ZERO) == ZERO:
-            if var in self.setitem_targets:
-                contrib = ir.call("np.copy", [contrib]) if isinstance(contrib, gast.Name) else contrib
-                self.ns.setdefault("np", __import__("numpy"))
-            out.append(ir.assign(b, contrib, self.loc))
-            self.state[var] = NONZERO
+        first = contrib
+        if var in self.setitem_targets and isinstance(contrib, gast.Name):
+            # a cotangent written in place must not share memory with another one
+            import numpy as np
+            self.ns.setdefault("np", np)
+            first = ir.call("np.copy", [contrib])
+        add = ir.assign(b, gast.BinOp(left=ir.name(b), op=gast.Add(), right=copy.deepcopy(contrib)), self.loc)
+        if s == ZERO:
+            out.append(ir.assign(b, first, self.loc))
+        elif s == NONZERO:
+            out.append(add)
         else:
-            out.append(ir.assign(b, gast.BinOp(left=ir.name(b), op=gast.Add(), right=contrib), self.loc))
+            out.append(ir.if_(ir.name(s[1]), [add], [ir.assign(b, copy.deepcopy(first), self.loc)], self.loc))
+        self.state[var] = NONZERO
 
     def is_linear(self, node):
         return isinstance(node, gast.Name) and node.id in self.L.linear
+
+    # ------------------------------------------------------------ control flow
+    def safe_witness(self, var):
+        """A witness of var usable anywhere in the backward sweep, or None."""
+        for w in (self.L.witness.get(var), getattr(self, "cur", {}).get(var)):
+            if w is not None and w in getattr(self.L, "safe", ()):
+                return w
+        return None
+
+    def _resolve_maybe(self, target, states_blocks, pre_block=None):
+        """Where a safe witness exists, write explicit zeros instead of keeping a flag."""
+        for var, t in list(target.items()):
+            if not _maybe(t):
+                continue
+            w = self.safe_witness(var)
+            if w is None:
+                continue
+            for st, blk in states_blocks:
+                if st.get(var, ZERO) == ZERO:
+                    blk.append(ir.assign(self.bar(var), self.zero_of(w), self.loc))
+                    st[var] = NONZERO
+                elif _maybe(st.get(var)):
+                    blk.append(ir.if_(ir.name(st[var][1]), [gast.Pass()],
+                                      [ir.assign(self.bar(var), self.zero_of(w), self.loc)], self.loc))
+                    st[var] = NONZERO
+            target[var] = NONZERO
+
+    def _set_flags(self, target, state, block):
+        """At the end of a path, set the flags of the variables `target` marks maybe."""
+        for var, t in target.items():
+            if not _maybe(t):
+                continue
+            s = state.get(var, ZERO)
+            if _maybe(s):
+                continue
+            block.append(ir.assign(t[1], ir.const(s == NONZERO), self.loc))
+
+    def _join(self, states):
+        out = {}
+        keys = set()
+        for st in states:
+            keys.update(st)
+        for k in keys:
+            vals = [st.get(k, ZERO) for st in states]
+            if all(v == ZERO for v in vals):
+                continue
+            if all(v == NONZERO for v in vals):
+                out[k] = NONZERO
+            else:
+                out[k] = ("maybe", self.flag(k))
+        return out
+
+    def if_stmt(self, s, out):
+        entry = dict(self.state)
+        body = self.block(s.body)
+        s_body = self.state
+        self.state = dict(entry)
+        orelse = self.block(s.orelse)
+        s_else = self.state
+        joined = self._join([s_body, s_else])
+        self._resolve_maybe(joined, [(s_body, body), (s_else, orelse)])
+        self._set_flags(joined, s_body, body)
+        self._set_flags(joined, s_else, orelse)
+        self.state = joined
+        if body or orelse:
+            out.append(ir.if_(copy.deepcopy(s.test), body or [gast.Pass()], orelse, s))
+
+    def for_stmt(self, s, out):
+        args = s.iter.args
+        target = s.target.id
+        pre = []
+        if len(args) == 1:
+            last = self.namer.fresh("last")
+            pre.append(ir.assign(last, gast.BinOp(left=copy.deepcopy(args[0]), op=gast.Sub(),
+                                                  right=ir.const(1)), s))
+            riter = ir.call(ir.name("range"), [ir.name(last), ir.const(-1), ir.const(-1)])
+        else:
+            a = args[0]
+            step = args[2] if len(args) > 2 else ir.const(1)
+            count = self.namer.fresh("count")
+            pre.append(ir.assign(count, ir.call(ir.name("len"), [ir.call(ir.name("range"),
+                                                                          [copy.deepcopy(x) for x in args])]), s))
+            self.ns.setdefault("len", len)
+            cm1 = self.namer.fresh("count_1")
+            pre.append(ir.assign(cm1, gast.BinOp(left=ir.name(count), op=gast.Sub(), right=ir.const(1)), s))
+            span = self.namer.fresh("span")
+            pre.append(ir.assign(span, gast.BinOp(left=ir.name(cm1), op=gast.Mult(), right=copy.deepcopy(step)), s))
+            hi = self.namer.fresh("hi")
+            pre.append(ir.assign(hi, gast.BinOp(left=copy.deepcopy(a), op=gast.Add(), right=ir.name(span)), s))
+            lo = self.namer.fresh("lo")
+            pre.append(ir.assign(lo, gast.BinOp(left=copy.deepcopy(a), op=gast.Sub(), right=copy.deepcopy(step)), s))
+            neg = self.namer.fresh("back")
+            pre.append(ir.assign(neg, gast.UnaryOp(op=gast.USub(), operand=copy.deepcopy(step)), s))
+            riter = ir.call(ir.name("range"), [ir.name(hi), ir.name(lo), ir.name(neg)])
+        self.ns.setdefault("range", range)
+        entry = dict(self.state)
+        header = dict(entry)
+        inits = []
+        for _ in range(6):
+            self.state = dict(header)
+            body = self.block(s.body)
+            end = self.state
+            new_header = self._join([entry, end])
+            # zero at entry but live in the body: an explicit zero before the loop
+            for var, t in list(new_header.items()):
+                if _maybe(t) and entry.get(var, ZERO) == ZERO and end.get(var, ZERO) == NONZERO:
+                    w = self.safe_witness(var)
+                    if w is not None:
+                        inits.append(ir.assign(self.bar(var), self.zero_of(w), self.loc))
+                        entry[var] = NONZERO
+                        new_header[var] = NONZERO
+            if all(_same_class(new_header.get(k, ZERO), header.get(k, ZERO))
+                   for k in set(new_header) | set(header)):
+                break
+            header = new_header
+        else:
+            raise self.error("internal: cotangent states of a loop did not settle")
+        pre = inits + pre
+        self._set_flags(header, entry, pre)
+        self._set_flags(header, end, body)
+        self.state = header
+        if body:
+            out.extend(pre)
+            out.append(ir.copy_loc(gast.For(target=ir.store(target), iter=riter, body=body,
+                                            orelse=[], type_comment=None), s))
+        else:
+            out.extend([p for p in pre if isinstance(p.targets[0], gast.Name)
+                        and p.targets[0].id in self.flags.values()])
 
     # ----------------------------------------------------------------- blocks
     def block(self, stmts):
@@ -137,6 +291,8 @@ class Transposer:
                 self.mixed(s, out)
             elif isinstance(s.targets[0], gast.Subscript):
                 self.setitem(s, out)
+            elif isinstance(s.targets[0], gast.Tuple):
+                self.multi_assign(s, out)
             else:
                 self.assign(s, out)
         elif isinstance(s, gast.Expr):
@@ -149,111 +305,18 @@ class Transposer:
         else:
             raise self.error(f"internal: cannot transpose {type(s).__name__}")
 
-    def _merge(self, states_and_blocks):
-        """Make a cotangent zero on every path or on none (explicit zeros where needed)."""
-        keys = set()
-        for st, _ in states_and_blocks:
-            keys.update(st)
-        merged = {}
-        for k in keys:
-            vals = {st.get(k, ZERO) for st, _ in states_and_blocks}
-            if vals == {ZERO}:
-                merged[k] = ZERO
-                continue
-            merged[k] = NONZERO
-            for st, blk in states_and_blocks:
-                if st.get(k, ZERO) == ZERO:
-                    saved = self.state
-                    self.state = dict(st)
-                    self.materialize(k, blk)
-                    self.state = saved
-        return merged
-
-    def if_stmt(self, s, out):
-        entry = dict(self.state)
-        body = self.block(s.body)
-        s_body = self.state
-        self.state = dict(entry)
-        orelse = self.block(s.orelse)
-        s_else = self.state
-        self.state = self._merge([(s_body, body), (s_else, orelse)])
-        if body or orelse:
-            out.append(ir.if_(copy.deepcopy(s.test), body or [gast.Pass()], orelse, s))
-
-    def for_stmt(self, s, out):
-        rng = s.iter
-        args = rng.args
-        target = s.target.id
-        pre = []
-        if len(args) == 1:
-            last = self.namer.fresh("last")
-            pre.append(ir.assign(last, gast.BinOp(left=copy.deepcopy(args[0]), op=gast.Sub(),
-                                                  right=ir.const(1)), s))
-            riter = ir.call(ir.name("range"), [ir.name(last), ir.const(-1), ir.const(-1)])
-        else:
-            a, b = args[0], args[1]
-            step = args[2] if len(args) > 2 else ir.const(1)
-            count = self.namer.fresh("count")
-            pre.append(ir.assign(count, ir.call(ir.name("len"), [ir.call(ir.name("range"),
-                                                                          [copy.deepcopy(x) for x in args])]), s))
-            self.ns.setdefault("len", len)
-            cm1 = self.namer.fresh("count_1")
-            pre.append(ir.assign(cm1, gast.BinOp(left=ir.name(count), op=gast.Sub(), right=ir.const(1)), s))
-            span = self.namer.fresh("span")
-            pre.append(ir.assign(span, gast.BinOp(left=ir.name(cm1), op=gast.Mult(), right=copy.deepcopy(step)), s))
-            hi = self.namer.fresh("hi")
-            pre.append(ir.assign(hi, gast.BinOp(left=copy.deepcopy(a), op=gast.Add(), right=ir.name(span)), s))
-            lo = self.namer.fresh("lo")
-            pre.append(ir.assign(lo, gast.BinOp(left=copy.deepcopy(a), op=gast.Sub(), right=copy.deepcopy(step)), s))
-            neg = self.namer.fresh("back")
-            pre.append(ir.assign(neg, gast.UnaryOp(op=gast.USub(), operand=copy.deepcopy(step)), s))
-            riter = ir.call(ir.name("range"), [ir.name(hi), ir.name(lo), ir.name(neg)])
-        self.ns.setdefault("range", range)
-        # cotangent states must be the same at every iteration start
-        for _ in range(4):
-            entry = dict(self.state)
-            body = self.block(s.body)
-            end = self.state
-            changed = False
-            inits = []
-            for k in set(entry) | set(end):
-                e, x = entry.get(k, ZERO), end.get(k, ZERO)
-                if e == ZERO and x == NONZERO:
-                    self.state = dict(entry)
-                    self.materialize(k, inits)
-                    entry[k] = NONZERO
-                    changed = True
-                elif e == NONZERO and x == ZERO:
-                    self.state = dict(end)
-                    self.materialize(k, body)
-                    end[k] = NONZERO
-            self.state = entry
-            if not changed:
-                self.state = end
-                break
-            out.extend(inits)
-        else:
-            raise self.error("internal: cotangent states of a loop did not settle")
-        if body:
-            out.extend(pre)
-            out.append(ir.copy_loc(gast.For(target=ir.store(target), iter=riter, body=body,
-                                            orelse=[], type_comment=None), s))
-
     # ---------------------------------------------------------- statements
     def assign(self, s, out):
-        target = s.targets[0]
-        if isinstance(target, gast.Tuple):
-            self.multi_assign(s, out)
-            return
-        y = target.id
+        y = s.targets[0].id
         op = ops.classify(s.value, self.ns)
         prim = op.prim
         self.arg_witness = self.ann(s).get("arg_witness", {})
-        if self.ann(s).get("witness") is not None:
-            self.cur_witness[y] = self.ann(s)["witness"]
-        if self.state.get(y, ZERO) == ZERO:
-            self._kill(y, op)
+        if self.st(y) == ZERO:
             return
+        if prim.kind not in ("list",) and prim.name != "method.pop":
+            self.ensure_value(y, self.ann(s).get("witness"), out)
+        else:
+            self.ensure_list(y, out)
         ct = ir.name(self.bar(y))
         if prim.name == "copy":
             x = op.args["x"]
@@ -268,23 +331,31 @@ class Transposer:
                     contrib.setdefault(e.id, []).append(ir.name(item))
         elif prim.name == "method.pop":
             lst = op.args["x"].id
-            if self.state.get(lst, ZERO) == ZERO:
-                out.append(ir.assign(self.bar(lst), gast.List(elts=[], ctx=gast.Load()), s))
-                self.state[lst] = NONZERO
+            self.ensure_list(lst, out)
             out.append(ir.expr_stmt(ir.call(ir.attr(ir.name(self.bar(lst)), "append"), [ct]), s))
             contrib = {}
         else:
             contrib = self.rule_contributions(s, op, ct, out, y=y)
-        self._kill(y, op)
+        self.state[y] = ZERO
         # contributions to y itself (y = y + t) replace y's cotangent
         if y in contrib:
-            parts = contrib.pop(y)
-            self.state[y] = ZERO
-            for c in parts:
+            for c in contrib.pop(y):
                 self.accumulate(y, c, out)
         for var, parts in contrib.items():
             for c in parts:
                 self.accumulate(var, c, out)
+
+    def ensure_list(self, var, out):
+        """A list cotangent read before anything was added to it starts empty."""
+        s = self.st(var)
+        if s == NONZERO:
+            return
+        empty = ir.assign(self.bar(var), gast.List(elts=[], ctx=gast.Load()), self.loc)
+        if s == ZERO:
+            out.append(empty)
+        else:
+            out.append(ir.if_(ir.name(s[1]), [gast.Pass()], [empty], self.loc))
+        self.state[var] = NONZERO
 
     def multi_assign(self, s, out):
         """``a, b = prim(x)`` (a multi-output linear primitive): the rule gets a tuple of
@@ -292,14 +363,11 @@ class Transposer:
         outs = [e.id for e in s.targets[0].elts]
         op = ops.classify(s.value, self.ns)
         self.arg_witness = self.ann(s).get("arg_witness", {})
-        if all(self.state.get(o, ZERO) == ZERO for o in outs):
-            for o in outs:
-                self.state[o] = ZERO
+        if all(self.st(o) == ZERO for o in outs):
             return
         cts = []
         for o in outs:
-            if self.state.get(o, ZERO) == ZERO:
-                self.materialize(o, out)
+            self.ensure_value(o, self.L.witness.get(o), out)
             cts.append(ir.name(self.bar(o)))
         contrib = self.rule_contributions(s, op, ir.tuple_(cts), out)
         for o in outs:
@@ -307,11 +375,6 @@ class Transposer:
         for var, parts in contrib.items():
             for c in parts:
                 self.accumulate(var, c, out)
-
-    def _kill(self, y, op):
-        self.state[y] = ZERO
-        # before this definition, y held an earlier value: its witness is unknown here
-        # (if needed, the linear program's later read of y re-establishes it)
 
     def rule_contributions(self, s, op, ct, out, y=None):
         prim = op.prim
@@ -329,16 +392,14 @@ class Transposer:
                 a = op.args.get(q)
                 if a is None:
                     continue
-                if q == p:
-                    bindings[q] = self.witness_atom(a)
-                elif any(n in self.L.linear for n in loads(a)):
+                if any(n in self.L.linear for n in loads(a)):
                     bindings[q] = self.witness_atom(a)
                 else:
                     bindings[q] = a
             arg = op.args[p]
             target = None
             if isinstance(arg, gast.Name) and arg.id != y and arg.id in self.L.linear \
-                    and self.state.get(arg.id, ZERO) == ZERO and arg.id not in self.setitem_targets \
+                    and self.st(arg.id) == ZERO and arg.id not in self.setitem_targets \
                     and sum(1 for a in op.args.values() if isinstance(a, gast.Name) and a.id == arg.id) == 1:
                 target = self.bar(arg.id)
             stmts, res = tpl.inline(bindings, self.namer, self.ns, target=target, loc=s)
@@ -356,7 +417,9 @@ class Transposer:
 
     def witness_atom(self, a):
         if isinstance(a, gast.Name) and a.id in self.L.linear:
-            w = self.arg_witness.get(a.id) or self.witness(a.id)
+            w = self.arg_witness.get(a.id) or self.L.witness.get(a.id)
+            if w is None:
+                raise self.error(f"internal: no shape witness for the tangent {a.id}")
             return ir.name(w)
         if isinstance(a, (gast.Tuple, gast.List)):
             return type(a)(elts=[self.witness_atom(e) for e in a.elts], ctx=gast.Load())
@@ -366,16 +429,19 @@ class Transposer:
         t = s.targets[0]
         x = t.value.id
         v = s.value
-        if self.state.get(x, ZERO) == ZERO:
+        self.arg_witness = self.ann(s).get("arg_witness", {})
+        if self.st(x) == ZERO:
             return
+        self.ensure_value(x, self.arg_witness.get(x), out)
         if self.is_linear(v):
+            from s2sad.runtime import helpers
             item = self.namer.fresh(f"{v.id}_bar_part")
             out.append(ir.assign(item, gast.Subscript(value=ir.name(self.bar(x)), slice=copy.deepcopy(t.slice),
                                                       ctx=gast.Load()), s))
-            from s2sad.runtime import helpers
             self.ns["unbroadcast"] = helpers.unbroadcast
             red = self.namer.fresh(f"{v.id}_bar_sum")
-            out.append(ir.assign(red, ir.call(ir.name("unbroadcast"), [ir.name(item), ir.name(self.witness(v.id))]), s))
+            out.append(ir.assign(red, ir.call(ir.name("unbroadcast"),
+                                              [ir.name(item), self.witness_atom(v)]), s))
             self.accumulate(v.id, ir.name(red), out)
         out.append(ir.assign(gast.Subscript(value=ir.name(self.bar(x)), slice=copy.deepcopy(t.slice),
                                             ctx=gast.Store()), ir.const(0.0), s))
@@ -385,8 +451,9 @@ class Transposer:
         if isinstance(v, gast.Call) and isinstance(v.func, gast.Attribute) and v.func.attr == "append":
             lst = v.func.value.id
             item = v.args[0]
-            if self.state.get(lst, ZERO) == ZERO:
+            if self.st(lst) == ZERO:
                 return
+            self.ensure_list(lst, out)
             popped = self.namer.fresh(f"{lst}_bar_last")
             out.append(ir.assign(popped, ir.call(ir.attr(ir.name(self.bar(lst)), "pop"), []), s))
             if self.is_linear(item):
@@ -401,12 +468,11 @@ class Transposer:
         l_args = call.args[n_res:]
         outs = [n.id for n in gast.walk(s.targets[0]) if isinstance(n, gast.Name)] \
             if isinstance(s, gast.Assign) else []
-        if outs and all(self.state.get(o, ZERO) == ZERO for o in outs):
+        if outs and all(self.st(o) == ZERO for o in outs):
             return
         cts = []
         for o in outs:
-            if self.state.get(o, ZERO) == ZERO:
-                self.materialize(o, out)
+            self.ensure_value(o, self.L.witness.get(o), out)
             cts.append(ir.name(self.bar(o)))
         for o in outs:
             self.state[o] = ZERO
@@ -417,17 +483,14 @@ class Transposer:
         if bname is None:
             bname = self.namer.fresh(split.bwd.name)
             self.ns[bname] = split.bwd
-        lin_args = [a for a in l_args]
-        targets = []
-        for a in lin_args:
-            targets.append(self.namer.fresh(f"{a.id}_bar_part" if isinstance(a, gast.Name) else "unused_bar"))
+        targets = [self.namer.fresh(f"{a.id}_bar_part" if isinstance(a, gast.Name) else "unused_bar")
+                   for a in l_args]
         call = ir.call(ir.name(bname), [copy.deepcopy(r) for r in res] + cts)
         if not targets:
             out.append(ir.expr_stmt(call, s))
             return
-        lhs = ir.tuple_([ir.store(t) for t in targets], gast.Store())
-        out.append(ir.assign(lhs, call, s))
-        for a, t in zip(lin_args, targets):
+        out.append(ir.assign(ir.tuple_([ir.store(t) for t in targets], gast.Store()), call, s))
+        for a, t in zip(l_args, targets):
             if self.is_linear(a):
                 self.accumulate(a.id, ir.name(t), out)
 
@@ -442,11 +505,11 @@ class Transposer:
         out.extend(self.block(self.L.lin_body))
         results = []
         for p in self.L.linear_params:
-            if self.state.get(p, ZERO) == NONZERO:
-                results.append(ir.name(self.bar(p)))
-            else:
-                z = self.namer.fresh(f"{p[:-4] if p.endswith('_dot') else p}_bar")
-                self.cur_witness.pop(p, None)
-                out.append(ir.assign(z, self.zero_of(p), None))
-                results.append(ir.name(z))
+            if self.st(p) != NONZERO:
+                self.ensure_value(p, self.L.witness.get(p), out)
+            results.append(ir.name(self.bar(p)))
         return out, results
+
+
+def _same_class(a, b):
+    return (a == b) or (_maybe(a) and _maybe(b))

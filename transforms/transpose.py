@@ -436,8 +436,11 @@ class Transposer:
         if self.is_linear(v):
             from s2sad.runtime import helpers
             item = self.namer.fresh(f"{v.id}_bar_part")
-            out.append(ir.assign(item, gast.Subscript(value=ir.name(self.bar(x)), slice=copy.deepcopy(t.slice),
-                                                      ctx=gast.Load()), s))
+            import numpy as np
+            self.ns.setdefault("np", np)
+            # a copy: the slot is zeroed right after
+            read = gast.Subscript(value=ir.name(self.bar(x)), slice=copy.deepcopy(t.slice), ctx=gast.Load())
+            out.append(ir.assign(item, ir.call("np.copy", [read]), s))
             self.ns["unbroadcast"] = helpers.unbroadcast
             red = self.namer.fresh(f"{v.id}_bar_sum")
             out.append(ir.assign(red, ir.call(ir.name("unbroadcast"),

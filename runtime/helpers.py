@@ -404,3 +404,14 @@ def check_interrupted(started, raised):
             "an exception raised inside a NumPy operation interrupted a try body after "
             "differentiated work; reverse mode cannot replay a partly executed body "
             "(hint: compute what may raise first in the try body, or raise explicitly)")
+
+
+def zeros_list(values):
+    """A list of zeros shaped like the items of `values` (the cotangent of a list)."""
+    return [zero_tangent(v) for v in values]
+
+
+def list_add_at(lst, i, g):
+    """lst[i] += g for a list of cotangents (returns the list)."""
+    lst[i] = lst[i] + g
+    return lst

@@ -339,6 +339,24 @@ class Linearizer:
                     if self.defs.get(n, 0) == 1:
                         top.add(n)
         out.safe = top
+        # runtime lists (built from list literals; their cotangents are lists too)
+        lists = set()
+        changed = True
+        while changed:
+            changed = False
+            for n in gast.walk(self.fdef):
+                if isinstance(n, gast.Assign) and isinstance(n.targets[0], gast.Name):
+                    t = n.targets[0].id
+                    v = n.value
+                    is_list = isinstance(v, gast.List) or \
+                        (isinstance(v, gast.Name) and v.id in lists) or \
+                        (isinstance(v, gast.Call) and isinstance(v.func, gast.Attribute)
+                         and v.func.attr == "copy" and isinstance(v.func.value, gast.Name)
+                         and v.func.value.id in lists)
+                    if is_list and t not in lists:
+                        lists.add(t)
+                        changed = True
+        out.lists = lists
         return out
 
     def use(self, name):

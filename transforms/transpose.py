@@ -334,6 +334,20 @@ class Transposer:
             self.ensure_list(lst, out)
             out.append(ir.expr_stmt(ir.call(ir.attr(ir.name(self.bar(lst)), "append"), [ct]), s))
             contrib = {}
+        elif prim.name == "getitem" and isinstance(op.args["x"], gast.Name) \
+                and op.args["x"].id in getattr(self.L, "lists", ()):
+            # an item of a runtime list: added into the list's cotangent
+            lst = op.args["x"].id
+            self.ensure_list(lst, out)
+            lb = self.bar(lst)
+            idx = copy.deepcopy(op.args["idx"])
+            old = self.namer.fresh(f"{lb}_item")
+            out.append(ir.assign(old, gast.Subscript(value=ir.name(lb), slice=idx, ctx=gast.Load()), s))
+            new = self.namer.fresh(f"{lb}_item")
+            out.append(ir.assign(new, gast.BinOp(left=ir.name(old), op=gast.Add(), right=ct), s))
+            out.append(ir.assign(gast.Subscript(value=ir.name(lb), slice=copy.deepcopy(op.args["idx"]),
+                                                ctx=gast.Store()), ir.name(new), s))
+            contrib = {}
         else:
             contrib = self.rule_contributions(s, op, ct, out, y=y)
         self.state[y] = ZERO
@@ -346,11 +360,19 @@ class Transposer:
                 self.accumulate(var, c, out)
 
     def ensure_list(self, var, out):
-        """A list cotangent read before anything was added to it starts empty."""
+        """A list cotangent read before anything was added to it: zeros shaped like the
+        list as it is here (or empty when its primal is not at hand)."""
         s = self.st(var)
         if s == NONZERO:
             return
-        empty = ir.assign(self.bar(var), gast.List(elts=[], ctx=gast.Load()), self.loc)
+        from s2sad.runtime import helpers
+        w = self.safe_witness(var)
+        if w is not None:
+            self.ns["zeros_list"] = helpers.zeros_list
+            value = ir.call(ir.name("zeros_list"), [ir.name(w)])
+        else:
+            value = gast.List(elts=[], ctx=gast.Load())
+        empty = ir.assign(self.bar(var), value, self.loc)
         if s == ZERO:
             out.append(empty)
         else:

@@ -2,6 +2,9 @@
 
 JAX's conventions: a JVP acts on the real pair (Re z, Im z), so real/imag/conj are linear
 (over the reals) and their tangents are real/imag/conj of the input tangent. The
+transposes are taken under JAX's bilinear pairing <u, v> = Re(sum(u * v)) (no
+conjugation): real -> ct, imag -> -1j * ct (as complex cotangents of a complex input; real
+ones, zero for imag, of a real input), conj -> conj(ct). The
 attribute and method spellings ``x.real``, ``x.imag``, ``x.conj()``, ``x.conjugate()`` are
 mapped onto these functions by `transforms.specialize`.
 """
@@ -9,6 +12,7 @@ mapped onto these functions by `transforms.specialize`.
 import numpy as np
 
 from s2sad.runtime.domains import Domain, real
+from s2sad.runtime.helpers import unbroadcast
 from s2sad.runtime.registry import register
 
 real_ = register("real", np.real, spelling="np.real", params=("val",), elementwise=True,
@@ -22,6 +26,13 @@ def _(val, val_dot):
     return np.real(val_dot)
 
 
+@real_.deftranspose("val")
+def _(ct, val):
+    # <Re v, w> = Re(sum(v * w)) for real w
+    return unbroadcast(ct, val)
+
+
+
 imag = register("imag", np.imag, spelling="np.imag", params=("val",), elementwise=True,
                 linear=("val",), doc="imaginary part (x.imag); zero for real input")
 imag.example("np.imag(x)", x=real(3, 4)).example("np.imag(x)", x=real()) \
@@ -31,6 +42,13 @@ imag.example("np.imag(x)", x=real(3, 4)).example("np.imag(x)", x=real()) \
 @imag.defjvp
 def _(val, val_dot):
     return np.imag(val_dot)
+
+
+@imag.deftranspose("val")
+def _(ct, val):
+    # <Im v, w> = Re(sum(v * (-1j * w))) for real w
+    return unbroadcast(-1j * ct, val)
+
 
 
 # np.conj is np.conjugate (one ufunc object), so one registration covers both spellings.
@@ -44,6 +62,13 @@ conj.example("np.conj(x)", x=real(3, 4)).example("np.conj(x)", x=real()) \
 @conj.defjvp
 def _(x, x_dot):
     return np.conj(x_dot)
+
+
+@conj.deftranspose("x")
+def _(ct, x):
+    # <conj(v), w> = Re(sum(v * conj(w)))
+    return unbroadcast(np.conj(ct), x)
+
 
 
 def _away_from_origin(*shape):

@@ -16,8 +16,11 @@ import gast
 import numpy as np
 
 from s2sad.runtime.domains import const, pos, real
+from s2sad.runtime.helpers import unbroadcast
 from s2sad.runtime.registry import register
-from s2sad.runtime.rules.shapes import MultiOutputRule, StaticCountError
+from s2sad.runtime.rules.shapes import (MultiOutputRule, SequenceRule, StaticCountError, _shaped_like,
+                                        defjvp_multi, deftranspose_choose, deftranspose_seq,
+                                        helper_example)
 from s2sad.transforms.templates import DEFAULT, Zero
 
 
@@ -127,6 +130,11 @@ def _(shape, fill_value, fill_value_dot, dtype=None, order="C"):
     return np.full(shape, fill_value_dot, dtype=dtype, order=order)
 
 
+@full.deftranspose("fill_value")
+def _(ct, shape, fill_value):
+    return unbroadcast(ct, fill_value)
+
+
 full_like = register("full_like", np.full_like, spelling="np.full_like",
                      params=("a", "fill_value", "dtype", "order", "subok", "shape"),
                      defaults={"dtype": None, "order": "K", "subok": True, "shape": None},
@@ -144,6 +152,11 @@ full_like.example("np.full_like(x, v) * x", x=real(3, 2), v=real()) \
 @defjvp_dtype(full_like)
 def _(a, fill_value, fill_value_dot, dtype=None, order="K", subok=True, shape=None):
     return np.full_like(a, fill_value_dot, dtype=dtype, order=order, subok=subok, shape=shape)
+
+
+@full_like.deftranspose("fill_value")
+def _(ct, a, fill_value):
+    return unbroadcast(ct, fill_value)
 
 
 # ---------------------------------------------------------------- np.linspace
@@ -184,6 +197,101 @@ def _(start, stop, out, start_dot, stop_dot, num=50, endpoint=True, retstep=Fals
                        axis=axis)
 
 
+# out = start + (stop - start) * t with t_i = i / div (div = num - 1, or num without the
+# endpoint): the cotangent of start is the sum of ct weighted by 1 - t along the samples
+# axis, that of stop the sum weighted by t; with retstep, step = (stop - start) / div.
+
+def _linspace_weights(num, endpoint, at_stop):
+    num = int(num)
+    div = num - 1 if endpoint else num
+    t = np.arange(num) / div if div > 0 else np.zeros(num)
+    return t if at_stop else 1.0 - t
+
+
+def linspace_t(g, num=50, endpoint=True, axis=0, at_stop=False):
+    """The sum of `g` along its samples axis `axis`, weighted by t (`at_stop`) or 1 - t:
+    the cotangent of stop (or start) in np.linspace, before unbroadcasting."""
+    return np.moveaxis(np.asarray(g), axis, -1) @ _linspace_weights(num, endpoint, at_stop)
+
+
+def linspace_spread(g, num=50, endpoint=True, axis=0, at_stop=False):
+    """The transpose of `linspace_t`: `g` times the weights, along a new axis `axis`."""
+    w = _linspace_weights(num, endpoint, at_stop)
+    return np.moveaxis(np.expand_dims(np.asarray(g), -1) * w, -1, axis)
+
+
+def linspace_inv_step(num=50, endpoint=True):
+    """1 / div, with ``step = (stop - start) / div`` (0 when NumPy's step is NaN: one
+    sample with the endpoint)."""
+    div = int(num) - 1 if endpoint else int(num)
+    return 1.0 / div if div > 0 else 0.0
+
+
+def _ct_is_tuple(b):
+    return b if isinstance(b["ct"], gast.Tuple) else None
+
+
+def _start_t_retstep(ct, start, num=50, endpoint=True, axis=0):
+    return unbroadcast(linspace_t(ct[0], num=num, endpoint=endpoint, axis=axis)
+                       - ct[1] * linspace_inv_step(num=num, endpoint=endpoint), start)
+
+
+def _start_t(ct, start, num=50, endpoint=True, axis=0):
+    return unbroadcast(linspace_t(ct, num=num, endpoint=endpoint, axis=axis), start)
+
+
+def _stop_t_retstep(ct, stop, num=50, endpoint=True, axis=0):
+    return unbroadcast(linspace_t(ct[0], num=num, endpoint=endpoint, axis=axis, at_stop=True)
+                       + ct[1] * linspace_inv_step(num=num, endpoint=endpoint), stop)
+
+
+def _stop_t(ct, stop, num=50, endpoint=True, axis=0):
+    return unbroadcast(linspace_t(ct, num=num, endpoint=endpoint, axis=axis, at_stop=True), stop)
+
+
+deftranspose_choose(linspace, "start", (_ct_is_tuple, _start_t_retstep), (lambda b: b, _start_t))
+deftranspose_choose(linspace, "stop", (_ct_is_tuple, _stop_t_retstep), (lambda b: b, _stop_t))
+
+linspace_t_p = register("linspace_t", linspace_t, spelling="linspace_t",
+                        params=("g", "num", "endpoint", "axis", "at_stop"),
+                        defaults={"num": 50, "endpoint": True, "axis": 0, "at_stop": False},
+                        linear=("g",), doc="weighted sum over the samples axis (np.linspace's transpose)")
+linspace_spread_p = register("linspace_spread", linspace_spread, spelling="linspace_spread",
+                             params=("g", "num", "endpoint", "axis", "at_stop"),
+                             defaults={"num": 50, "endpoint": True, "axis": 0, "at_stop": False},
+                             linear=("g",), doc="the transpose of linspace_t")
+register("linspace_inv_step", linspace_inv_step, spelling="linspace_inv_step",
+         params=("num", "endpoint"), defaults={"num": 50, "endpoint": True}, nondiff=True,
+         doc="1 / the number of steps of np.linspace")
+helper_example(linspace_t_p, "linspace_t(g, 5)", g=real(5))
+helper_example(linspace_t_p, "linspace_t(g, num=4, endpoint=False, axis=1, at_stop=True)", g=real(2, 4))
+helper_example(linspace_t_p, "linspace_t(g, 3, axis=-1)", g=real(2, 3, 3))
+helper_example(linspace_spread_p, "linspace_spread(g, 5)", g=real())
+helper_example(linspace_spread_p, "linspace_spread(g, num=4, endpoint=False, axis=1, at_stop=True)",
+               g=real(2))
+helper_example(linspace_spread_p, "linspace_spread(g, 3, axis=-1)", g=real(2, 3))
+
+
+@linspace_t_p.defjvp
+def _(g, g_dot, num=50, endpoint=True, axis=0, at_stop=False):
+    return linspace_t(g_dot, num=num, endpoint=endpoint, axis=axis, at_stop=at_stop)
+
+
+@linspace_t_p.deftranspose("g")
+def _(ct, g, num=50, endpoint=True, axis=0, at_stop=False):
+    return linspace_spread(ct, num=num, endpoint=endpoint, axis=axis, at_stop=at_stop)
+
+
+@linspace_spread_p.defjvp
+def _(g, g_dot, num=50, endpoint=True, axis=0, at_stop=False):
+    return linspace_spread(g_dot, num=num, endpoint=endpoint, axis=axis, at_stop=at_stop)
+
+
+@linspace_spread_p.deftranspose("g")
+def _(ct, g, num=50, endpoint=True, axis=0, at_stop=False):
+    return linspace_t(ct, num=num, endpoint=endpoint, axis=axis, at_stop=at_stop)
+
+
 # ---------------------------------------------------------------- np.array / np.asarray
 
 array = register("array", np.array, spelling="np.array",
@@ -209,6 +317,123 @@ def _(object, object_dot, dtype=None, copy=True, order="K", ndmin=0):
     return np.array(object_dot, dtype=dtype, copy=copy, order=order, ndmin=ndmin)
 
 
+# The transpose in the object: for an array, the cotangent itself (summed over the leading
+# axes ndmin adds, real for a real input); for a (nested) tuple literal of values, one
+# cotangent per leaf, by `unarray`.
+
+def _is_seq(x):
+    return isinstance(x, (tuple, list))
+
+
+def _leaves(obj):
+    if _is_seq(obj):
+        return [leaf for o in obj for leaf in _leaves(o)]
+    return [obj]
+
+
+def _depth(obj):
+    """The number of dimensions of ``np.array(obj)`` (nested sequences of equal shapes)."""
+    if _is_seq(obj):
+        return 1 + (_depth(obj[0]) if len(obj) else 0)
+    return np.ndim(obj)
+
+
+def unarray(g, object, ndmin=0):
+    """The transpose of ``np.array(object)`` for a (nested) tuple of values: the cotangent
+    of each leaf of `object`, in order (a flat list)."""
+    g = np.asarray(g)
+    d = _depth(object)
+    if g.ndim > d:  # leading axes added by ndmin
+        g = np.reshape(g, np.shape(g)[g.ndim - d:])
+    out = []
+
+    def walk(o, part):
+        if _is_seq(o):
+            for i, e in enumerate(o):
+                walk(e, part[i])
+        else:
+            out.append(_shaped_like(part, o))
+    walk(object, g)
+    return out
+
+
+def restack(leaves, object, ndmin=0):
+    """The transpose of `unarray`: the leaves put back in the nesting of `object`, as an
+    array."""
+    it = iter(leaves)
+
+    def build(o):
+        if _is_seq(o):
+            return [build(e) for e in o]
+        return next(it)
+    return np.array(build(object), ndmin=ndmin)
+
+
+
+def _object_is_literal(param):
+    def test(b):
+        return b if isinstance(b.get(param), (gast.Tuple, gast.List)) else None
+    return test
+
+
+def _array_t_seq(ct, object, ndmin=0):
+    return unarray(ct, object, ndmin=ndmin)
+
+
+def _array_t(ct, object, ndmin=0):
+    return unbroadcast(ct, object)
+
+
+deftranspose_choose(array, "object",
+                    (_object_is_literal("object"), SequenceRule(_array_t_seq, array, "object", True)),
+                    (lambda b: b, _array_t))
+
+
+def _leaf_count(av):
+    from s2sad.transforms.values import Const, Tup
+    if isinstance(av, Tup):
+        return sum(_leaf_count(i) for i in av.items)
+    if isinstance(av, Const) and isinstance(av.value, (tuple, list)):
+        return len(_leaves(av.value))
+    return 1
+
+
+unarray_p = register("unarray", unarray, spelling="unarray", params=("g", "object", "ndmin"),
+                     defaults={"ndmin": 0}, linear=("g",),
+                     outputs=lambda b: _leaf_count(b["object"]),
+                     doc="the cotangent of each leaf of a tuple literal (np.array's transpose)")
+restack_p = register("restack", restack, spelling="restack", params=("leaves", "object", "ndmin"),
+                     defaults={"ndmin": 0}, linear=("leaves",),
+                     doc="leaves nested like object, as an array (the transpose of unarray)")
+helper_example(unarray_p, "unarray(g, (x, y))", g=real(2, 3), x=real(3), y=real(3))
+helper_example(unarray_p, "np.hstack(unarray(g, ((x, 1.0), (2.0, y)), ndmin=3))", g=real(1, 2, 2),
+               x=real(), y=real())
+helper_example(restack_p, "restack((a, b, c, d), ((x, x), (x, x)), ndmin=4)", a=real(2), b=real(2),
+               c=real(2), d=real(2), x=real(2), wrt=("a", "b", "c", "d"))
+helper_example(restack_p, "restack((a, b), (x, y))", a=real(), b=real(), x=real(), y=real(),
+               wrt=("a", "b"))
+
+
+@defjvp_multi(unarray_p)
+def _(g, object, out, g_dot, ndmin=0):
+    return unarray(g_dot, object, ndmin=ndmin)
+
+
+@unarray_p.deftranspose("g")
+def _(ct, g, object, ndmin=0):
+    return restack(ct, object, ndmin=ndmin)
+
+
+@restack_p.defjvp
+def _(leaves, object, leaves_dot, ndmin=0):
+    return restack(leaves_dot, object, ndmin=ndmin)
+
+
+@deftranspose_seq(restack_p, "leaves")
+def _(ct, leaves, object, ndmin=0):
+    return unarray(ct, object, ndmin=ndmin)
+
+
 asarray = register("asarray", np.asarray, spelling="np.asarray", params=("a", "dtype", "order", "copy"),
                    defaults={"dtype": None, "order": None, "copy": None}, keyword_only=("copy",),
                    linear=("a",), doc="np.asarray(a[, dtype])")
@@ -225,6 +450,18 @@ def _(a, a_dot, dtype=None, order=None, copy=None):
     return np.asarray(a_dot, dtype=dtype, order=order, copy=copy)
 
 
+def _asarray_t_seq(ct, a):
+    return unarray(ct, a)
+
+
+def _asarray_t(ct, a):
+    return unbroadcast(ct, a)
+
+
+deftranspose_choose(asarray, "a", (_object_is_literal("a"), SequenceRule(_asarray_t_seq, asarray, "a", True)),
+                    (lambda b: b, _asarray_t))
+
+
 ascontiguousarray = register("ascontiguousarray", np.ascontiguousarray, spelling="np.ascontiguousarray",
                              params=("a", "dtype"), defaults={"dtype": None}, linear=("a",),
                              doc="np.ascontiguousarray(a[, dtype]) (before reshaping a transpose in Numba)")
@@ -235,3 +472,8 @@ ascontiguousarray.example("np.ascontiguousarray(x.T)", x=real(3, 2)) \
 @defjvp_dtype(ascontiguousarray)
 def _(a, a_dot, dtype=None):
     return np.ascontiguousarray(a_dot, dtype=dtype)
+
+
+deftranspose_choose(ascontiguousarray, "a",
+                    (_object_is_literal("a"), SequenceRule(_asarray_t_seq, ascontiguousarray, "a", True)),
+                    (lambda b: b, _asarray_t))

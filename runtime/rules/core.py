@@ -435,6 +435,8 @@ register("ones_like_output", helpers.ones_like_output, spelling="ones_like_outpu
 register("check_interrupted", helpers.check_interrupted, spelling="check_interrupted",
          params=("started", "raised"), nondiff=True,
          doc="reverse mode's guard for try bodies interrupted by an exception")
+register("zeros_list", helpers.zeros_list, spelling="zeros_list", params=("values",), nondiff=True,
+         doc="the zero cotangent of a list")
 register("zero_tangent", helpers.zero_tangent, spelling="zero_tangent", nondiff=True,
          doc="a zero shaped like x")
 register("stop_gradient", helpers.stop_gradient, spelling="stop_gradient", nondiff=True,

@@ -20,10 +20,14 @@ functions below (``tri_part``, ``euclid_guard``, ``block_upper``) are primitives
 own, linear, with JVP rules.
 """
 
+import string
+from collections import Counter
+
 import numpy as np
 import scipy.linalg
 
 from s2sad.runtime.domains import Domain, const, ints, lower, real, wellcond
+from s2sad.runtime.helpers import unbroadcast
 from s2sad.runtime.registry import register
 
 
@@ -52,6 +56,242 @@ def _small(*shape):
     return real(*shape, lo=-0.3, hi=0.3)
 
 
+# ---------------------------------------------------------------- bilinear product helpers
+# The transposes of the bilinear products follow the pattern of matmul_tx/matmul_ty in
+# core: for a product P(a, b) (np.dot, np.vdot, np.inner, np.outer, np.kron,
+# np.tensordot, np.cross; `kind` names it), bprod_ta(g, a, b, kind) is the cotangent of a
+# and bprod_tb(g, a, b, kind) that of b, defined by the bilinear pairing
+# <bprod_ta(g, a, b), v> = <g, P(v, b)> and <bprod_tb(g, a, b), v> = <g, P(a, v)>
+# (the argument being transposed is only a shape/dtype witness). Each helper is
+# bilinear (in g and the other operand); its own transposes are P itself (`bprod`) and
+# the other helper, so reverse-mode code can be differentiated again.
+
+def _tensordot_axes(a_nd, b_nd, axes):
+    """np.tensordot's `axes` as two lists of non-negative axes (of a and of b)."""
+    if axes is None:
+        axes = 2
+    if isinstance(axes, (int, np.integer)):
+        n = int(axes)
+        return list(range(a_nd - n, a_nd)), list(range(n))
+    xa, xb = axes
+    xa = [int(xa)] if isinstance(xa, (int, np.integer)) else [int(i) for i in xa]
+    xb = [int(xb)] if isinstance(xb, (int, np.integer)) else [int(i) for i in xb]
+    return [i % a_nd for i in xa], [i % b_nd for i in xb]
+
+
+def _tensordot_ta(g, a_nd, b, xa, xb):
+    """Cotangent of a in np.tensordot(a, b, (xa, xb)) (a of a_nd dimensions)."""
+    fa = [i for i in range(a_nd) if i not in xa]
+    fb = [i for i in range(b.ndim) if i not in xb]
+    r = np.tensordot(g, b, axes=(list(range(len(fa), g.ndim)), fb))
+    # r's axes: a's free axes, then b's contracted axes in b's order
+    labels = fa + [xa[xb.index(j)] for j in sorted(xb)]
+    return np.transpose(r, np.argsort(labels)) if labels else r
+
+
+def _tensordot_tb(g, a, b_nd, xa, xb):
+    """Cotangent of b in np.tensordot(a, b, (xa, xb))."""
+    fa = [i for i in range(a.ndim) if i not in xa]
+    fb = [i for i in range(b_nd) if i not in xb]
+    r = np.tensordot(a, g, axes=(fa, list(range(len(fa)))))
+    labels = [xb[xa.index(i)] for i in sorted(xa)] + fb
+    return np.transpose(r, np.argsort(labels)) if labels else r
+
+
+def _kron_shapes(sa, sb):
+    nd = max(len(sa), len(sb))
+    return (1,) * (nd - len(sa)) + tuple(sa), (1,) * (nd - len(sb)) + tuple(sb)
+
+
+def _kron_t(g, a, b, which):
+    sa, sb = _kron_shapes(np.shape(a), np.shape(b))
+    nd = len(sa)
+    inter = [n for pair in zip(sa, sb) for n in pair]  # (a0, b0, a1, b1, ...)
+    g4 = np.reshape(g, inter)
+    if which == "a":
+        r = np.tensordot(g4, np.reshape(b, sb), axes=(list(range(1, 2 * nd, 2)), list(range(nd))))
+        return np.reshape(r, np.shape(a))
+    r = np.tensordot(np.reshape(a, sa), g4, axes=(list(range(nd)), list(range(0, 2 * nd, 2))))
+    return np.reshape(r, np.shape(b))
+
+
+def _pad3(x):
+    if x.shape[-1] == 3:
+        return x
+    return np.concatenate([x, np.zeros(x.shape[:-1] + (3 - x.shape[-1],), x.dtype)], axis=-1)
+
+
+def _cross_t(g, a, b, axisa, axisb, axisc, axis, which):
+    """Cotangent of a or b in np.cross: (a x b) . w = a . (b x w) = b . (w x a)."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    am = np.moveaxis(np.asarray(a), axisa, -1)
+    bm = np.moveaxis(np.asarray(b), axisb, -1)
+    g = np.asarray(g)
+    if am.shape[-1] == 2 and bm.shape[-1] == 2:  # the result is the z component only
+        w = np.zeros(g.shape + (3,), g.dtype)
+        w[..., 2] = g
+    else:
+        w = np.moveaxis(g, axisc, -1)
+    if which == "a":
+        r = np.cross(_pad3(bm), w)[..., :am.shape[-1]]
+        return np.moveaxis(unbroadcast(r, am), -1, axisa)
+    r = np.cross(w, _pad3(am))[..., :bm.shape[-1]]
+    return np.moveaxis(unbroadcast(r, bm), -1, axisb)
+
+
+_KINDS = ("dot", "vdot", "inner", "outer", "kron", "tensordot", "cross")
+
+
+def bprod(a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """The bilinear product `kind` of a and b (np.dot, np.vdot, ..., see _KINDS)."""
+    if kind == "dot":
+        return np.dot(a, b)
+    if kind == "vdot":
+        return np.vdot(a, b)
+    if kind == "inner":
+        return np.inner(a, b)
+    if kind == "outer":
+        return np.outer(a, b)
+    if kind == "kron":
+        return np.kron(a, b)
+    if kind == "tensordot":
+        return np.tensordot(a, b, axes=2 if axes is None else axes)
+    if kind == "cross":
+        return np.cross(a, b, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis)
+    raise ValueError(f"unknown product {kind!r}")
+
+
+def bprod_ta(g, a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """The cotangent of a in bprod(a, b, kind, ...) for the output cotangent g (a is only a
+    shape/dtype witness)."""
+    g = np.asarray(g)
+    bb = np.asarray(b)
+    a_nd = np.ndim(a)
+    if kind in ("dot", "inner") and (a_nd == 0 or bb.ndim == 0):
+        r = g * bb
+    elif kind == "dot":
+        r = _tensordot_ta(g, a_nd, bb, [a_nd - 1], [0 if bb.ndim == 1 else bb.ndim - 2])
+    elif kind == "inner":
+        r = _tensordot_ta(g, a_nd, bb, [a_nd - 1], [bb.ndim - 1])
+    elif kind == "tensordot":
+        xa, xb = _tensordot_axes(a_nd, bb.ndim, axes)
+        r = _tensordot_ta(g, a_nd, bb, xa, xb)
+    elif kind == "outer":
+        r = np.reshape(g @ bb.ravel(), np.shape(a))
+    elif kind == "vdot":
+        r = np.reshape(np.conj(g * bb.ravel()), np.shape(a))
+    elif kind == "kron":
+        r = _kron_t(g, a, bb, "a")
+    elif kind == "cross":
+        r = _cross_t(g, a, bb, axisa, axisb, axisc, axis, "a")
+    else:
+        raise ValueError(f"unknown product {kind!r}")
+    return unbroadcast(r, a)
+
+
+def bprod_tb(g, a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """The cotangent of b in bprod(a, b, kind, ...) (b is only a shape/dtype witness)."""
+    g = np.asarray(g)
+    aa = np.asarray(a)
+    b_nd = np.ndim(b)
+    if kind in ("dot", "inner") and (aa.ndim == 0 or b_nd == 0):
+        r = aa * g
+    elif kind == "dot":
+        r = _tensordot_tb(g, aa, b_nd, [aa.ndim - 1], [0 if b_nd == 1 else b_nd - 2])
+    elif kind == "inner":
+        r = _tensordot_tb(g, aa, b_nd, [aa.ndim - 1], [b_nd - 1])
+    elif kind == "tensordot":
+        xa, xb = _tensordot_axes(aa.ndim, b_nd, axes)
+        r = _tensordot_tb(g, aa, b_nd, xa, xb)
+    elif kind == "outer":
+        r = np.reshape(aa.ravel() @ g, np.shape(b))
+    elif kind == "vdot":
+        r = np.reshape(g * np.conj(aa.ravel()), np.shape(b))
+    elif kind == "kron":
+        r = _kron_t(g, aa, b, "b")
+    elif kind == "cross":
+        r = _cross_t(g, aa, b, axisa, axisb, axisc, axis, "b")
+    else:
+        raise ValueError(f"unknown product {kind!r}")
+    return unbroadcast(r, b)
+
+
+_BPARAMS = ("axes", "axisa", "axisb", "axisc", "axis")
+_BDEFAULTS = {"axes": None, "axisa": -1, "axisb": -1, "axisc": -1, "axis": None}
+bprod_p = register("bprod", bprod, spelling="bprod", params=("a", "b", "kind") + _BPARAMS,
+                   defaults=_BDEFAULTS, linear=("a", "b"), bilinear=True, numba=False,
+                   doc="a bilinear product by name (the transpose of bprod_ta / bprod_tb)")
+bprod_ta_p = register("bprod_ta", bprod_ta, spelling="bprod_ta", params=("g", "a", "b", "kind") + _BPARAMS,
+                      defaults=_BDEFAULTS, linear=("g", "b"), bilinear=True, numba=False,
+                      doc="cotangent of a in a bilinear product")
+bprod_tb_p = register("bprod_tb", bprod_tb, spelling="bprod_tb", params=("g", "a", "b", "kind") + _BPARAMS,
+                      defaults=_BDEFAULTS, linear=("g", "a"), bilinear=True, numba=False,
+                      doc="cotangent of b in a bilinear product")
+_BCASES = (("'dot'", "", real(3, 4), real(4), real(3)), ("'dot'", "", real(2, 3, 4), real(5, 4, 2), real(2, 3, 5, 2)),
+           ("'dot'", "", real(), real(3), real(3)), ("'vdot'", "", real(2, 3), real(3, 2), real()),
+           ("'inner'", "", real(2, 3), real(4, 3), real(2, 4)), ("'outer'", "", real(2, 2), real(3), real(4, 3)),
+           ("'kron'", "", real(2, 2), real(3), real(2, 6)),
+           ("'tensordot'", ", axes=([0, 2], [2, 1])", real(2, 3, 4), real(3, 4, 2), real(3, 3)),
+           ("'tensordot'", ", 1", real(2, 3), real(3, 4), real(2, 4)),
+           ("'cross'", ", axisa=0", real(3, 2), real(2, 3), real(2, 3)),
+           ("'cross'", ", axis=0", real(3, 1), real(3, 4), real(3, 4)))
+for _kind, _extra, _a, _b, _g in _BCASES:
+    bprod_p.example(f"bprod(a, b, {_kind}{_extra})", a=_a, b=_b, bprod=const(bprod))
+    bprod_ta_p.example(f"bprod_ta(g, a, b, {_kind}{_extra})", g=_g, a=_a, b=_b, bprod_ta=const(bprod_ta),
+                       wrt=("g", "b"))
+    bprod_tb_p.example(f"bprod_tb(g, a, b, {_kind}{_extra})", g=_g, a=_a, b=_b, bprod_tb=const(bprod_tb),
+                       wrt=("g", "a"))
+
+
+@bprod_p.defjvp
+def _(a, b, kind, a_dot, b_dot, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    return bprod(a_dot, b, kind, axes=axes, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis) + \
+        bprod(a, b_dot, kind, axes=axes, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis)
+
+
+@bprod_p.deftranspose("a")
+def _(ct, a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    return bprod_ta(ct, a, b, kind, axes=axes, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis)
+
+
+@bprod_p.deftranspose("b")
+def _(ct, a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    return bprod_tb(ct, a, b, kind, axes=axes, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis)
+
+
+@bprod_ta_p.defjvp
+def _(g, a, b, kind, g_dot, b_dot, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    return bprod_ta(g_dot, a, b, kind, axes=axes, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis) + \
+        bprod_ta(g, a, b_dot, kind, axes=axes, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis)
+
+
+@bprod_ta_p.deftranspose("g")
+def _(ct, g, a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    return unbroadcast(bprod(ct, b, kind, axes=axes, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis), g)
+
+
+@bprod_ta_p.deftranspose("b")
+def _(ct, g, a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    return bprod_tb(g, ct, b, kind, axes=axes, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis)
+
+
+@bprod_tb_p.defjvp
+def _(g, a, b, kind, g_dot, a_dot, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    return bprod_tb(g_dot, a, b, kind, axes=axes, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis) + \
+        bprod_tb(g, a_dot, b, kind, axes=axes, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis)
+
+
+@bprod_tb_p.deftranspose("g")
+def _(ct, g, a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    return unbroadcast(bprod(a, ct, kind, axes=axes, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis), g)
+
+
+@bprod_tb_p.deftranspose("a")
+def _(ct, g, a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    return bprod_ta(g, a, ct, kind, axes=axes, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis)
+
+
 # ---------------------------------------------------------------- products
 dot = register("dot", np.dot, spelling="np.dot", params=("a", "b"), linear=("a", "b"), bilinear=True)
 dot.example("np.dot(a, b)", a=real(3, 4), b=real(4)).example("np.dot(a, b)", a=real(4), b=real(4)) \
@@ -61,6 +301,17 @@ dot.example("np.dot(a, b)", a=real(3, 4), b=real(4)).example("np.dot(a, b)", a=r
 @dot.defjvp
 def _(a, b, a_dot, b_dot):
     return np.dot(a_dot, b) + np.dot(a, b_dot)
+
+
+@dot.deftranspose("a")
+def _(ct, a, b):
+    return bprod_ta(ct, a, b, "dot")
+
+
+@dot.deftranspose("b")
+def _(ct, a, b):
+    return bprod_tb(ct, a, b, "dot")
+
 
 
 # np.vdot conjugates (and flattens) its first argument: real-linear in a, so still bilinear
@@ -75,6 +326,17 @@ def _(a, b, a_dot, b_dot):
     return np.vdot(a_dot, b) + np.vdot(a, b_dot)
 
 
+@vdot.deftranspose("a")
+def _(ct, a, b):
+    return bprod_ta(ct, a, b, "vdot")  # conj(ct * b): vdot conjugates a
+
+
+@vdot.deftranspose("b")
+def _(ct, a, b):
+    return bprod_tb(ct, a, b, "vdot")  # ct * conj(a)
+
+
+
 outer = register("outer", np.outer, spelling="np.outer", params=("a", "b"), linear=("a", "b"),
                  bilinear=True)
 outer.example("np.outer(a, b)", a=real(3), b=real(4)).example("np.outer(a, b)", a=real(2, 2), b=real(3))
@@ -83,6 +345,17 @@ outer.example("np.outer(a, b)", a=real(3), b=real(4)).example("np.outer(a, b)", 
 @outer.defjvp
 def _(a, b, a_dot, b_dot):
     return np.outer(a_dot, b) + np.outer(a, b_dot)
+
+
+@outer.deftranspose("a")
+def _(ct, a, b):
+    return bprod_ta(ct, a, b, "outer")
+
+
+@outer.deftranspose("b")
+def _(ct, a, b):
+    return bprod_tb(ct, a, b, "outer")
+
 
 
 inner = register("inner", np.inner, spelling="np.inner", params=("a", "b"), linear=("a", "b"),
@@ -94,6 +367,17 @@ inner.example("np.inner(a, b)", a=real(4), b=real(4)).example("np.inner(a, b)", 
 @inner.defjvp
 def _(a, b, a_dot, b_dot):
     return np.inner(a_dot, b) + np.inner(a, b_dot)
+
+
+@inner.deftranspose("a")
+def _(ct, a, b):
+    return bprod_ta(ct, a, b, "inner")
+
+
+@inner.deftranspose("b")
+def _(ct, a, b):
+    return bprod_tb(ct, a, b, "inner")
+
 
 
 tensordot = register("tensordot", np.tensordot, spelling="np.tensordot", params=("a", "b", "axes"),
@@ -108,6 +392,17 @@ tensordot.example("np.tensordot(a, b)", a=real(2, 3, 4), b=real(3, 4, 2)) \
 @tensordot.defjvp
 def _(a, b, a_dot, b_dot, axes=2):
     return np.tensordot(a_dot, b, axes=axes) + np.tensordot(a, b_dot, axes=axes)
+
+
+@tensordot.deftranspose("a")
+def _(ct, a, b, axes=2):
+    return bprod_ta(ct, a, b, "tensordot", axes=axes)
+
+
+@tensordot.deftranspose("b")
+def _(ct, a, b, axes=2):
+    return bprod_tb(ct, a, b, "tensordot", axes=axes)
+
 
 
 # np.einsum takes its operands as varargs; primitive parameters are fixed names, so up to
@@ -146,6 +441,249 @@ def _(subscripts, a, a_dot, b_dot, c_dot, d_dot, b=None, c=None, d=None, optimiz
     return ta + tb + tc + td
 
 
+# The transposes of np.einsum: einsum_ta(g, subscripts, a, b, c, d) is the cotangent of
+# operand a for the output cotangent g (a is only a shape/dtype witness) -- an einsum of
+# g with the other operands whose subscripts are computed at run time -- and likewise
+# einsum_tb/tc/td. Each is multilinear in g and the other operands; its transposes are
+# np.einsum (for g) and the other einsum_t helpers (for the operands).
+def _einsum_explicit(subscripts, shapes):
+    """Input and output subscripts with ellipses replaced by letters, and the implicit
+    output (letters used once, sorted, after the broadcast dimensions) made explicit."""
+    s = subscripts.replace(" ", "")
+    lhs, out = s.split("->") if "->" in s else (s, None)
+    ins = lhs.split(",")
+    if len(ins) != len(shapes):
+        raise ValueError(f"einsum: {len(ins)} subscripts for {len(shapes)} operands")
+    used = {c for c in s if c.isalpha()}
+    spare = [c for c in string.ascii_letters if c not in used]
+    nell = [len(shp) - (len(sub) - 3) if "..." in sub else 0 for sub, shp in zip(ins, shapes)]
+    n = max(nell, default=0)
+    ell = "".join(spare[:n])
+    new = [sub.replace("...", ell[n - k:]) for sub, k in zip(ins, nell)]
+    if out is None:
+        counts = Counter("".join(ins).replace(".", ""))
+        out = ell + "".join(sorted(c for c, m in counts.items() if m == 1))
+    else:
+        out = out.replace("...", ell)
+    return new, out
+
+
+def _einsum_t(k, g, subscripts, operands, optimize):
+    ops = [np.asarray(o) for o in operands if o is not None]
+    g = np.asarray(g)
+    ins, out = _einsum_explicit(subscripts, [o.shape for o in ops])
+    sub_k = ins[k]
+    others = [j for j in range(len(ops)) if j != k]
+    sizes = {}
+    for sub, shp in zip(ins + [out], [o.shape for o in ops] + [g.shape]):
+        for c, n in zip(sub, shp):
+            sizes[c] = max(sizes.get(c, 1), n)
+    present = set(out).union(*[ins[j] for j in others])
+    u = "".join(dict.fromkeys(sub_k))  # distinct letters of operand k, in order
+    u_in = "".join(c for c in u if c in present)
+    spec = ",".join([out] + [ins[j] for j in others]) + "->" + u_in
+    r = np.einsum(spec, g, *[ops[j] for j in others], optimize=optimize)
+    # letters only operand k has: the cotangent is constant along them
+    r = np.reshape(r, [r.shape[u_in.index(c)] if c in present else 1 for c in u])
+    r = np.broadcast_to(r, [sizes[c] for c in u])
+    if len(u) < len(sub_k):  # a repeated letter: write onto the diagonal
+        z = np.zeros([sizes[c] for c in sub_k], r.dtype)
+        np.einsum(f"{sub_k}->{u}", z)[...] = r
+        r = z
+    return unbroadcast(r, operands[k])  # sums where operand k was broadcast (size 1)
+
+
+def einsum_ta(g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    """The cotangent of the first operand of np.einsum(subscripts, a, b, c, d)."""
+    return _einsum_t(0, g, subscripts, (a, b, c, d), optimize)
+
+
+def einsum_tb(g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    """The cotangent of the second operand of np.einsum(subscripts, a, b, c, d)."""
+    return _einsum_t(1, g, subscripts, (a, b, c, d), optimize)
+
+
+def einsum_tc(g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    """The cotangent of the third operand of np.einsum(subscripts, a, b, c, d)."""
+    return _einsum_t(2, g, subscripts, (a, b, c, d), optimize)
+
+
+def einsum_td(g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    """The cotangent of the fourth operand of np.einsum(subscripts, a, b, c, d)."""
+    return _einsum_t(3, g, subscripts, (a, b, c, d), optimize)
+
+
+def _einsum_t_prim(fn, slot):
+    ops = ("a", "b", "c", "d")
+    return register(fn.__name__, fn, spelling=fn.__name__,
+                    params=("g", "subscripts", "a", "b", "c", "d", "optimize"),
+                    defaults={"b": None, "c": None, "d": None, "optimize": False},
+                    linear=("g",) + tuple(o for o in ops if o != slot), bilinear=True, numba=False,
+                    doc=f"the cotangent of operand {slot} of np.einsum")
+
+
+einsum_ta_p = _einsum_t_prim(einsum_ta, "a")
+einsum_tb_p = _einsum_t_prim(einsum_tb, "b")
+einsum_tc_p = _einsum_t_prim(einsum_tc, "c")
+einsum_td_p = _einsum_t_prim(einsum_td, "d")
+einsum_ta_p.example("einsum_ta(g, 'ij,jk->ik', a, b)", g=real(2, 4), a=real(2, 3), b=real(3, 4),
+                    einsum_ta=const(einsum_ta), wrt=("g", "b")) \
+    .example("einsum_ta(g, 'ii->', a)", g=real(), a=real(3, 3), einsum_ta=const(einsum_ta), wrt=("g",)) \
+    .example("einsum_ta(g, 'ij,j,k->ik', a, b, c)", g=real(2, 2), a=real(2, 3), b=real(3), c=real(2),
+             einsum_ta=const(einsum_ta), wrt=("g", "b", "c"))
+einsum_tb_p.example("einsum_tb(g, 'ij,jk->ik', a, b)", g=real(2, 4), a=real(2, 3), b=real(3, 4),
+                    einsum_tb=const(einsum_tb), wrt=("g", "a")) \
+    .example("einsum_tb(g, '...ij,...jk,kl,l->...i', a, b, c, d, optimize=True)", g=real(2, 2),
+             a=real(2, 2, 3), b=real(1, 3, 2), c=real(2, 3), d=real(3), einsum_tb=const(einsum_tb),
+             wrt=("g", "a", "c", "d"))
+einsum_tc_p.example("einsum_tc(g, 'ij,j,k->ik', a, b, c)", g=real(2, 2), a=real(2, 3), b=real(3), c=real(2),
+                    einsum_tc=const(einsum_tc), wrt=("g", "a", "b"))
+einsum_td_p.example("einsum_td(g, '...ij,...jk,kl,l->...i', a, b, c, d)", g=real(2, 2),
+                    a=real(2, 2, 3), b=real(2, 3, 2), c=real(2, 3), d=real(3), einsum_td=const(einsum_td),
+                    wrt=("g", "a", "b", "c"))
+
+
+@einsum.deftranspose("a")
+def _(ct, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_ta(ct, subscripts, a, b=b, c=c, d=d, optimize=optimize)
+
+
+@einsum.deftranspose("b")
+def _(ct, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_tb(ct, subscripts, a, b=b, c=c, d=d, optimize=optimize)
+
+
+@einsum.deftranspose("c")
+def _(ct, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_tc(ct, subscripts, a, b=b, c=c, d=d, optimize=optimize)
+
+
+@einsum.deftranspose("d")
+def _(ct, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_td(ct, subscripts, a, b=b, c=c, d=d, optimize=optimize)
+
+
+# Each helper's JVP: one term per linear argument (operands given by keyword, so a missing
+# one is left out and its zero tangent folds the term away).
+@einsum_ta_p.defjvp
+def _(g, subscripts, a, g_dot, b_dot, c_dot, d_dot, b=None, c=None, d=None, optimize=False):
+    t0 = einsum_ta(g_dot, subscripts, a, b=b, c=c, d=d, optimize=optimize)
+    t1 = einsum_ta(g, subscripts, a, b=b_dot, c=c, d=d, optimize=optimize)
+    t2 = einsum_ta(g, subscripts, a, b=b, c=c_dot, d=d, optimize=optimize)
+    t3 = einsum_ta(g, subscripts, a, b=b, c=c, d=d_dot, optimize=optimize)
+    return t0 + t1 + t2 + t3
+
+
+@einsum_tb_p.defjvp
+def _(g, subscripts, a, g_dot, a_dot, c_dot, d_dot, b=None, c=None, d=None, optimize=False):
+    t0 = einsum_tb(g_dot, subscripts, a, b=b, c=c, d=d, optimize=optimize)
+    t1 = einsum_tb(g, subscripts, a_dot, b=b, c=c, d=d, optimize=optimize)
+    t2 = einsum_tb(g, subscripts, a, b=b, c=c_dot, d=d, optimize=optimize)
+    t3 = einsum_tb(g, subscripts, a, b=b, c=c, d=d_dot, optimize=optimize)
+    return t0 + t1 + t2 + t3
+
+
+@einsum_tc_p.defjvp
+def _(g, subscripts, a, g_dot, a_dot, b_dot, d_dot, b=None, c=None, d=None, optimize=False):
+    t0 = einsum_tc(g_dot, subscripts, a, b=b, c=c, d=d, optimize=optimize)
+    t1 = einsum_tc(g, subscripts, a_dot, b=b, c=c, d=d, optimize=optimize)
+    t2 = einsum_tc(g, subscripts, a, b=b_dot, c=c, d=d, optimize=optimize)
+    t3 = einsum_tc(g, subscripts, a, b=b, c=c, d=d_dot, optimize=optimize)
+    return t0 + t1 + t2 + t3
+
+
+@einsum_td_p.defjvp
+def _(g, subscripts, a, g_dot, a_dot, b_dot, c_dot, b=None, c=None, d=None, optimize=False):
+    t0 = einsum_td(g_dot, subscripts, a, b=b, c=c, d=d, optimize=optimize)
+    t1 = einsum_td(g, subscripts, a_dot, b=b, c=c, d=d, optimize=optimize)
+    t2 = einsum_td(g, subscripts, a, b=b_dot, c=c, d=d, optimize=optimize)
+    t3 = einsum_td(g, subscripts, a, b=b, c=c_dot, d=d, optimize=optimize)
+    return t0 + t1 + t2 + t3
+
+
+# Transposes: for g, the einsum itself with the cotangent in the operand's slot; for
+# another operand, that operand's helper with the cotangent in this helper's slot.
+@einsum_ta_p.deftranspose("g")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return unbroadcast(np.einsum(subscripts, ct, b, c, d, optimize=optimize), g)
+
+
+@einsum_ta_p.deftranspose("b")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_tb(g, subscripts, ct, b=b, c=c, d=d, optimize=optimize)
+
+
+@einsum_ta_p.deftranspose("c")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_tc(g, subscripts, ct, b=b, c=c, d=d, optimize=optimize)
+
+
+@einsum_ta_p.deftranspose("d")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_td(g, subscripts, ct, b=b, c=c, d=d, optimize=optimize)
+
+
+@einsum_tb_p.deftranspose("g")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return unbroadcast(np.einsum(subscripts, a, ct, c, d, optimize=optimize), g)
+
+
+@einsum_tb_p.deftranspose("a")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_ta(g, subscripts, a, b=ct, c=c, d=d, optimize=optimize)
+
+
+@einsum_tb_p.deftranspose("c")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_tc(g, subscripts, a, b=ct, c=c, d=d, optimize=optimize)
+
+
+@einsum_tb_p.deftranspose("d")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_td(g, subscripts, a, b=ct, c=c, d=d, optimize=optimize)
+
+
+@einsum_tc_p.deftranspose("g")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return unbroadcast(np.einsum(subscripts, a, b, ct, d, optimize=optimize), g)
+
+
+@einsum_tc_p.deftranspose("a")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_ta(g, subscripts, a, b=b, c=ct, d=d, optimize=optimize)
+
+
+@einsum_tc_p.deftranspose("b")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_tb(g, subscripts, a, b=b, c=ct, d=d, optimize=optimize)
+
+
+@einsum_tc_p.deftranspose("d")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_td(g, subscripts, a, b=b, c=ct, d=d, optimize=optimize)
+
+
+@einsum_td_p.deftranspose("g")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return unbroadcast(np.einsum(subscripts, a, b, c, ct, optimize=optimize), g)
+
+
+@einsum_td_p.deftranspose("a")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_ta(g, subscripts, a, b=b, c=c, d=ct, optimize=optimize)
+
+
+@einsum_td_p.deftranspose("b")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_tb(g, subscripts, a, b=b, c=c, d=ct, optimize=optimize)
+
+
+@einsum_td_p.deftranspose("c")
+def _(ct, g, subscripts, a, b=None, c=None, d=None, optimize=False):
+    return einsum_tc(g, subscripts, a, b=b, c=c, d=ct, optimize=optimize)
+
+
+
 kron = register("kron", np.kron, spelling="np.kron", params=("a", "b"), linear=("a", "b"), bilinear=True)
 kron.example("np.kron(a, b)", a=real(2, 2), b=real(3, 2)).example("np.kron(a, b)", a=real(3), b=real(2))
 
@@ -153,6 +691,17 @@ kron.example("np.kron(a, b)", a=real(2, 2), b=real(3, 2)).example("np.kron(a, b)
 @kron.defjvp
 def _(a, b, a_dot, b_dot):
     return np.kron(a_dot, b) + np.kron(a, b_dot)
+
+
+@kron.deftranspose("a")
+def _(ct, a, b):
+    return bprod_ta(ct, a, b, "kron")
+
+
+@kron.deftranspose("b")
+def _(ct, a, b):
+    return bprod_tb(ct, a, b, "kron")
+
 
 
 cross = register("cross", np.cross, spelling="np.cross", params=("a", "b", "axisa", "axisb", "axisc", "axis"),
@@ -166,6 +715,17 @@ cross.example("np.cross(a, b)", a=real(3), b=real(3)).example("np.cross(a, b)", 
 def _(a, b, a_dot, b_dot, axisa=-1, axisb=-1, axisc=-1, axis=None):
     return np.cross(a_dot, b, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis) + \
         np.cross(a, b_dot, axisa=axisa, axisb=axisb, axisc=axisc, axis=axis)
+
+
+@cross.deftranspose("a")
+def _(ct, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    return bprod_ta(ct, a, b, "cross", axisa=axisa, axisb=axisb, axisc=axisc, axis=axis)
+
+
+@cross.deftranspose("b")
+def _(ct, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    return bprod_tb(ct, a, b, "cross", axisa=axisa, axisb=axisb, axisc=axisc, axis=axis)
+
 
 
 # ---------------------------------------------------------------- diagonals
@@ -202,6 +762,108 @@ def _(a, a_dot, offset=0, axis1=0, axis2=1):
     return np.diagonal(a_dot, offset=offset, axis1=axis1, axis2=axis2)
 
 
+# Transposes of the diagonal extractions: embed the cotangent on the diagonal of zeros
+# shaped like the input (diagonal_t, trace_t, diag_t); their transposes are the
+# extractions themselves.
+def _embed_diagonal(g, like, offset, axis1, axis2):
+    """Zeros shaped like `like` with g (np.diagonal's layout: the diagonal last) written
+    onto the offset diagonal of axes (axis1, axis2)."""
+    g = np.asarray(g)
+    shape = np.shape(like)
+    z = np.zeros(shape, np.result_type(g, np.asarray(like).dtype, np.float64))
+    zm = np.moveaxis(z, (axis1, axis2), (-2, -1))  # a view
+    n1, n2 = zm.shape[-2:]
+    if offset >= 0:
+        i = np.arange(max(0, min(n1, n2 - offset)))
+        j = i + offset
+    else:
+        j = np.arange(max(0, min(n1 + offset, n2)))
+        i = j - offset
+    zm[..., i, j] = g
+    return unbroadcast(z, like)
+
+
+def diagonal_t(g, a, offset=0, axis1=0, axis2=1):
+    """The transpose of np.diagonal(a, offset, axis1, axis2) (a: shape witness)."""
+    return _embed_diagonal(g, a, offset, axis1, axis2)
+
+
+def trace_t(g, a, offset=0, axis1=0, axis2=1):
+    """The transpose of np.trace(a, offset, axis1, axis2): g on every diagonal element."""
+    return _embed_diagonal(np.asarray(g)[..., None], a, offset, axis1, axis2)
+
+
+def diag_t(g, v, k=0):
+    """The transpose of np.diag(v, k): the k-th diagonal of g for a vector v, g written
+    onto the k-th diagonal of zeros like v for a matrix v."""
+    if np.ndim(v) == 1:
+        return unbroadcast(np.array(np.diag(g, k)), v)
+    return _embed_diagonal(g, v, k, 0, 1)
+
+
+diagonal_t_p = register("diagonal_t", diagonal_t, spelling="diagonal_t",
+                        params=("g", "a", "offset", "axis1", "axis2"),
+                        defaults={"offset": 0, "axis1": 0, "axis2": 1}, linear=("g",), numba=False,
+                        doc="the transpose of np.diagonal")
+diagonal_t_p.example("diagonal_t(g, a, 1, 2, 0)", g=real(4, 2), a=real(3, 4, 3), diagonal_t=const(diagonal_t),
+                     wrt=("g",))
+trace_t_p = register("trace_t", trace_t, spelling="trace_t", params=("g", "a", "offset", "axis1", "axis2"),
+                     defaults={"offset": 0, "axis1": 0, "axis2": 1}, linear=("g",), numba=False,
+                     doc="the transpose of np.trace")
+trace_t_p.example("trace_t(g, a, offset=-1, axis1=1, axis2=2)", g=real(2), a=real(2, 3, 4),
+                  trace_t=const(trace_t), wrt=("g",))
+diag_t_p = register("diag_t", diag_t, spelling="diag_t", params=("g", "v", "k"), defaults={"k": 0},
+                    linear=("g",), numba=False, doc="the transpose of np.diag")
+diag_t_p.example("diag_t(g, v, 1)", g=real(4, 4), v=real(3), diag_t=const(diag_t), wrt=("g",)) \
+    .example("diag_t(g, v, k=-1)", g=real(2), v=real(3, 4), diag_t=const(diag_t), wrt=("g",))
+
+
+@trace.deftranspose("a")
+def _(ct, a, offset=0, axis1=0, axis2=1, dtype=None):
+    return trace_t(ct, a, offset=offset, axis1=axis1, axis2=axis2)
+
+
+@diag.deftranspose("v")
+def _(ct, v, k=0):
+    return diag_t(ct, v, k=k)
+
+
+@diagonal.deftranspose("a")
+def _(ct, a, offset=0, axis1=0, axis2=1):
+    return diagonal_t(ct, a, offset=offset, axis1=axis1, axis2=axis2)
+
+
+@diagonal_t_p.defjvp
+def _(g, a, g_dot, offset=0, axis1=0, axis2=1):
+    return diagonal_t(g_dot, a, offset=offset, axis1=axis1, axis2=axis2)
+
+
+@diagonal_t_p.deftranspose("g")
+def _(ct, g, a, offset=0, axis1=0, axis2=1):
+    return unbroadcast(np.diagonal(ct, offset=offset, axis1=axis1, axis2=axis2), g)
+
+
+@trace_t_p.defjvp
+def _(g, a, g_dot, offset=0, axis1=0, axis2=1):
+    return trace_t(g_dot, a, offset=offset, axis1=axis1, axis2=axis2)
+
+
+@trace_t_p.deftranspose("g")
+def _(ct, g, a, offset=0, axis1=0, axis2=1):
+    return unbroadcast(np.trace(ct, offset=offset, axis1=axis1, axis2=axis2), g)
+
+
+@diag_t_p.defjvp
+def _(g, v, g_dot, k=0):
+    return diag_t(g_dot, v, k=k)
+
+
+@diag_t_p.deftranspose("g")
+def _(ct, g, v, k=0):
+    return unbroadcast(np.diag(ct, k=k), g)
+
+
+
 # ---------------------------------------------------------------- helper primitives
 def tri_part(a, trans=0, lower=False, unit_diagonal=False):
     """op(T) for the triangle T of `a` that scipy.linalg.solve_triangular reads (without the
@@ -232,6 +894,46 @@ def _(a, a_dot, trans=0, lower=False, unit_diagonal=False):
     return tri_part(a_dot, trans=trans, lower=lower, unit_diagonal=unit_diagonal)
 
 
+def tri_part_t(g, like, trans=0, lower=False, unit_diagonal=False):
+    """The transpose of tri_part: the triangle of op(g) (op is its own transpose under the
+    bilinear pairing, for trans 1 and 2 alike); `like` is a shape/dtype witness."""
+    g = np.asarray(g)
+    if trans in (1, "T"):
+        g = np.swapaxes(g, -1, -2)
+    elif trans in (2, "C"):
+        g = np.conj(np.swapaxes(g, -1, -2))
+    elif trans not in (0, "N"):
+        raise ValueError(f"invalid trans {trans!r}")
+    k = -1 if unit_diagonal else 0
+    return unbroadcast(np.tril(g, k) if lower else np.triu(g, -k), like)
+
+
+tri_part_t_p = register("tri_part_t", tri_part_t, spelling="tri_part_t",
+                        params=("g", "like", "trans", "lower", "unit_diagonal"),
+                        defaults={"trans": 0, "lower": False, "unit_diagonal": False}, linear=("g",),
+                        numba=False, doc="the transpose of tri_part")
+tri_part_t_p.example("tri_part_t(g, a, trans=2, lower=True)", g=real(3, 3), a=real(3, 3),
+                     tri_part_t=const(tri_part_t), wrt=("g",)) \
+    .example("tri_part_t(g, a, 'T', False, True)", g=real(3, 3), a=real(3, 3), tri_part_t=const(tri_part_t),
+             wrt=("g",))
+
+
+@tri_part_p.deftranspose("a")
+def _(ct, a, trans=0, lower=False, unit_diagonal=False):
+    return tri_part_t(ct, a, trans=trans, lower=lower, unit_diagonal=unit_diagonal)
+
+
+@tri_part_t_p.defjvp
+def _(g, like, g_dot, trans=0, lower=False, unit_diagonal=False):
+    return tri_part_t(g_dot, like, trans=trans, lower=lower, unit_diagonal=unit_diagonal)
+
+
+@tri_part_t_p.deftranspose("g")
+def _(ct, g, like, trans=0, lower=False, unit_diagonal=False):
+    return unbroadcast(tri_part(ct, trans=trans, lower=lower, unit_diagonal=unit_diagonal), g)
+
+
+
 def euclid_guard(x, ord=None, axis=None):
     """`x` itself when np.linalg.norm(x, ord, axis) is a Euclidean (Frobenius) norm, whose
     derivative s2sad implements; raises otherwise (rather than give a wrong derivative)."""
@@ -258,6 +960,12 @@ def _(x, x_dot, ord=None, axis=None):
     return x_dot
 
 
+@euclid_guard_p.deftranspose("x")
+def _(ct, x, ord=None, axis=None):
+    return unbroadcast(ct, x)
+
+
+
 def block_upper(a, e):
     """The block matrix [[a, e], [0, a]] (over the last two axes)."""
     a = np.asarray(a)
@@ -280,6 +988,45 @@ block_upper_p.example("block_upper(a, e)", a=real(2, 2), e=real(2, 2), block_upp
 @block_upper_p.defjvp
 def _(a, e, a_dot, e_dot):
     return block_upper(a_dot, e_dot)
+
+
+@block_upper_p.deftranspose("a")
+def _(ct, a, e):
+    k = a.shape[-1]
+    return unbroadcast(ct[..., :k, :k] + ct[..., k:, k:], a)
+
+
+@block_upper_p.deftranspose("e")
+def _(ct, a, e):
+    k = a.shape[-1]
+    return unbroadcast(ct[..., :k, k:], e)
+
+
+def block_diag2(d):
+    """The block matrix [[d, 0], [0, d]] (over the last two axes)."""
+    d = np.asarray(d)
+    k = d.shape[-1]
+    out = np.zeros(d.shape[:-2] + (2 * k, 2 * k), d.dtype)
+    out[..., :k, :k] = d
+    out[..., k:, k:] = d
+    return out
+
+
+block_diag2_p = register("block_diag2", block_diag2, spelling="block_diag2", params=("d",), linear=("d",),
+                         numba=False, doc="[[d, 0], [0, d]]")
+block_diag2_p.example("block_diag2(d)", d=real(2, 3, 3), block_diag2=const(block_diag2))
+
+
+@block_diag2_p.defjvp
+def _(d, d_dot):
+    return block_diag2(d_dot)
+
+
+@block_diag2_p.deftranspose("d")
+def _(ct, d):
+    k = d.shape[-1]
+    return unbroadcast(ct[..., :k, :k] + ct[..., k:, k:], d)
+
 
 
 # ---------------------------------------------------------------- triangular solves
@@ -307,6 +1054,51 @@ def _(out, a, b, a_dot, b_dot, trans=0, lower=False, unit_diagonal=False, overwr
     r = b_dot - tri_part(a_dot, trans=trans, lower=lower, unit_diagonal=unit_diagonal) @ out
     return scipy.linalg.solve_triangular(a, r, trans=trans, lower=lower, unit_diagonal=unit_diagonal,
                                          check_finite=check_finite)
+
+
+def solve_triangular_t(a, g, trans=0, lower=False, unit_diagonal=False):
+    """The transpose (bilinear pairing) of b -> scipy.linalg.solve_triangular(a, b, trans,
+    lower, unit_diagonal): op(a)^{-T} g, i.e. the triangular solve with the transposed
+    flag (for trans='C': conj(a^{-1} conj(g)))."""
+    kw = dict(lower=lower, unit_diagonal=unit_diagonal, check_finite=False)
+    if trans in (0, "N"):
+        return scipy.linalg.solve_triangular(a, g, trans=1, **kw)
+    if trans in (1, "T"):
+        return scipy.linalg.solve_triangular(a, g, trans=0, **kw)
+    if trans in (2, "C"):
+        return np.conj(scipy.linalg.solve_triangular(a, np.conj(g), trans=0, **kw))
+    raise ValueError(f"invalid trans {trans!r}")
+
+
+solve_triangular_t_p = register(
+    "solve_triangular_t", solve_triangular_t, spelling="solve_triangular_t",
+    params=("a", "g", "trans", "lower", "unit_diagonal"),
+    defaults={"trans": 0, "lower": False, "unit_diagonal": False}, linear=("g",), numba=False,
+    doc="the transpose of scipy.linalg.solve_triangular in b")
+solve_triangular_t_p.example("solve_triangular_t(a, g, lower=True)", a=lower(3), g=real(3, 2),
+                             solve_triangular_t=const(solve_triangular_t)) \
+    .example("solve_triangular_t(a, g, 'T')", a=_upper(3), g=real(3), solve_triangular_t=const(solve_triangular_t)) \
+    .example("solve_triangular_t(a, g, trans=2, unit_diagonal=True)", a=_upper(3), g=real(3, 2),
+             solve_triangular_t=const(solve_triangular_t))
+
+
+@solve_triangular.deftranspose("b")
+def _(ct, a, b, trans=0, lower=False, unit_diagonal=False, overwrite_b=False, check_finite=True):
+    return unbroadcast(solve_triangular_t(a, ct, trans=trans, lower=lower, unit_diagonal=unit_diagonal), b)
+
+
+@solve_triangular_t_p.defjvp
+def _(out, a, g, a_dot, g_dot, trans=0, lower=False, unit_diagonal=False):
+    # x = M^{-1} g with M = op(a)^T:  dx = M^{-1} (dg - dM x), dM = op(da_read)^T.
+    dm = np.swapaxes(tri_part(a_dot, trans=trans, lower=lower, unit_diagonal=unit_diagonal), -1, -2)
+    return solve_triangular_t(a, g_dot - dm @ out, trans=trans, lower=lower, unit_diagonal=unit_diagonal)
+
+
+@solve_triangular_t_p.deftranspose("g")
+def _(ct, a, g, trans=0, lower=False, unit_diagonal=False):
+    return unbroadcast(scipy.linalg.solve_triangular(a, ct, trans=trans, lower=lower, unit_diagonal=unit_diagonal,
+                                                     check_finite=False), g)
+
 
 
 # ---------------------------------------------------------------- np.linalg
@@ -351,6 +1143,12 @@ solve.example("np.linalg.solve(a, b)", a=wellcond(3), b=real(3)) \
 @solve.defjvp
 def _(out, a, b, a_dot, b_dot):
     return np.linalg.solve(a, b_dot - a_dot @ out)
+
+
+@solve.deftranspose("b")
+def _(ct, a, b):
+    return unbroadcast(np.linalg.solve(np.swapaxes(a, -1, -2), ct), b)
+
 
 
 inv = register("linalg.inv", np.linalg.inv, spelling="np.linalg.inv", params=("a",))
@@ -452,6 +1250,51 @@ matrix_power.example("np.linalg.matrix_power(a, 3)", a=real(3, 3)) \
 
 @matrix_power.defjvp
 def _(a, n, a_dot):
+    return matpow_jvp(a, a_dot, n)
+
+
+def matpow_jvp(a, e, n):
+    """The derivative of a^n in the direction e: sum_k a^k e a^(n-1-k) for n > 0, through
+    b = a^{-1} (db = -b e b) for n < 0, zero for n = 0. Linear in e; it is also the
+    upper-right block of [[a, e], [0, a]]^n."""
+    a = np.asarray(a)
+    e = np.asarray(e)
+    n = int(n)
+    shape = np.broadcast_shapes(a.shape, e.shape)
+    if n == 0:
+        return np.zeros(shape, np.result_type(a, e, np.float64))
+    if n < 0:
+        b = np.linalg.inv(a)
+        return matpow_jvp(b, -(b @ e @ b), -n)
+    if n > 16:  # O(log n) products of double size
+        k = a.shape[-1]
+        return np.linalg.matrix_power(block_upper(a, e), n)[..., :k, k:]
+    s = e  # s_m = sum_{k<m} a^k e a^(m-1-k), p = a^m
+    p = a
+    for _ in range(n - 1):
+        s = a @ s + e @ p
+        p = p @ a
+    return np.broadcast_to(s, shape) if s.shape != shape else s
+
+
+matpow_jvp_p = register("matpow_jvp", matpow_jvp, spelling="matpow_jvp", params=("a", "e", "n"), linear=("e",),
+                        numba=False, doc="the derivative of np.linalg.matrix_power(a, n) in the direction e")
+matpow_jvp_p.example("matpow_jvp(a, e, 3)", a=real(3, 3), e=real(3, 3), matpow_jvp=const(matpow_jvp)) \
+    .example("matpow_jvp(a, e, -2)", a=wellcond(2), e=real(2, 2), matpow_jvp=const(matpow_jvp)) \
+    .example("matpow_jvp(a, e, 0)", a=real(2, 2), e=real(2, 2), matpow_jvp=const(matpow_jvp)) \
+    .example("matpow_jvp(a, e, 2)", a=real(2, 3, 3), e=real(3, 3), matpow_jvp=const(matpow_jvp))
+
+
+@matpow_jvp_p.defjvp
+def _(a, e, n, a_dot, e_dot):
+    # In a: the second derivative of a^n in the directions e, da -- by the block identity,
+    # the upper-right block of matpow_jvp([[a, e], [0, a]], [[da, 0], [0, da]], n).
     k = a.shape[-1]
-    p = np.linalg.matrix_power(block_upper(a, a_dot), n)
-    return p[..., :k, k:]
+    t = matpow_jvp(block_upper(a, e), block_diag2(a_dot), n)
+    return matpow_jvp(a, e_dot, n) + t[..., :k, k:]
+
+
+@matpow_jvp_p.deftranspose("e")
+def _(ct, a, e, n):
+    # <a^k e a^j, w> = <e, (a^T)^k w (a^T)^j>: the same map for a^T (also for n < 0)
+    return unbroadcast(matpow_jvp(np.swapaxes(a, -1, -2), ct, n), e)

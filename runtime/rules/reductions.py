@@ -22,6 +22,7 @@ import operator
 import numpy as np
 
 from s2sad.runtime.domains import Domain, bools, const, distinct, ints, pos, real
+from s2sad.runtime.helpers import broadcast_like, unbroadcast
 from s2sad.runtime.registry import alias, register
 
 try:  # NumPy >= 2
@@ -150,6 +151,92 @@ def sort_order(a, axis=-1):
     return np.argsort(a, axis=axis, kind="stable")
 
 
+# Transposes of the linear helpers above (primitives too, for reverse mode).
+
+def rcumsum(g, like, axis=None):
+    """Reversed cumulative sum, ``out_i = sum_{j >= i} g_j`` along `axis`: the transpose of
+    ``np.cumsum(like, axis)``. With ``axis=None``, `g` is the flat cumsum (``like.size``
+    elements) and the result is shaped like `like`."""
+    g = np.asarray(g)
+    if axis is None:
+        r = np.reshape(np.cumsum(np.ravel(g)[::-1])[::-1], np.shape(like))
+        return r if r.ndim else r[()]
+    return np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis)
+
+
+def cumprod_tangent_t(a, g, axis=None):
+    """The transpose of ``cumprod_tangent(a, t, axis)`` in `t` (shaped like `a`; with
+    ``axis=None`` `g` is flat). ``s_j = p_{j-1} u_j`` with exclusive prefix products
+    ``p_{j-1} = a_0 ... a_{j-1}`` and ``u_j = g_j + a_{j+1} u_{j+1}``: exact at zeros.
+    Without zeros: ``rcumsum(cumprod(a) * g) / a``."""
+    a = np.asarray(a)
+    shape = a.shape
+    if axis is None:
+        a = np.ravel(a)
+        axis = 0
+    g = np.reshape(np.asarray(g), a.shape) if np.ndim(g) != a.ndim else np.asarray(g)
+    dtype = _float_dtype(a, g)
+    if np.all(a != 0):
+        r = np.flip(np.cumsum(np.flip(np.cumprod(a, axis=axis) * g, axis), axis=axis), axis) / a
+        r = np.reshape(r.astype(dtype, copy=False), shape)
+        return r if r.ndim else r[()]
+    am = np.moveaxis(a, axis, 0)
+    gm = np.moveaxis(np.broadcast_to(g, a.shape), axis, 0)
+    n = am.shape[0]
+    s = np.empty(am.shape, dtype=dtype)
+    if n:
+        u = gm[n - 1].astype(dtype)
+        s[n - 1] = u
+        for i in range(n - 2, -1, -1):
+            u = gm[i] + am[i + 1] * u
+            s[i] = u
+        p = np.ones(am.shape[1:], dtype=dtype)
+        for i in range(n):
+            s[i] = s[i] * p
+            p = p * am[i]
+    r = np.reshape(np.moveaxis(s, 0, axis), shape)
+    return r if r.ndim else r[()]
+
+
+def take_along_t(g, x, idx, axis=-1):
+    """The transpose of ``take_along(x, idx, axis)`` in `x`: `g` scatter-added into zeros
+    shaped like `x` (repeated indices add up; dimensions `idx` broadcast over are summed).
+    Real when `x` is real."""
+    shape = np.shape(x)
+    cplx = np.iscomplexobj(x)
+    g = np.asarray(g)
+    if np.iscomplexobj(g) and not cplx:
+        g = g.real
+    idx = np.asarray(idx)
+    size = int(np.prod(shape, dtype=np.int64))
+    if axis is None:
+        flat = np.ravel(idx)
+        flat = np.where(flat < 0, flat + size, flat)
+        weights = np.ravel(np.broadcast_to(g, idx.shape))
+    else:
+        nd = len(shape)
+        ax = _axes(nd, axis)[0]
+        gshape = np.shape(g)
+        index = []
+        for d in range(nd):
+            if d == ax:
+                i = np.broadcast_to(idx, gshape)
+                i = np.where(i < 0, i + shape[d], i)
+            else:
+                r = np.arange(gshape[d]) if shape[d] == gshape[d] else np.zeros(gshape[d], np.intp)
+                i = np.reshape(r, tuple(-1 if k == d else 1 for k in range(nd)))
+            index.append(np.broadcast_to(i, gshape))
+        flat = np.ravel_multi_index(tuple(index), shape) if nd else np.zeros(0, np.intp)
+        flat = np.ravel(flat)
+        weights = np.ravel(g)
+    if cplx:
+        z = np.bincount(flat, np.real(weights), size) + 1j * np.bincount(flat, np.imag(weights), size)
+    else:
+        z = np.bincount(flat, weights.astype(np.float64, copy=False), size)
+    z = np.reshape(z, shape)
+    return z if z.ndim else z[()]
+
+
 # ------------------------------------------------------------------ test domains
 
 def distinct_c(*shape):
@@ -215,6 +302,11 @@ def _(a, a_dot, axis=None, keepdims=False):
     return np.sum(a_dot, axis=axis, keepdims=keepdims)
 
 
+@sum_.deftranspose("a")
+def _(ct, a, axis=None, keepdims=False):
+    return broadcast_like(expand_reduced(ct, a, axis=axis, keepdims=keepdims), a)
+
+
 mean = register("mean", np.mean, spelling="np.mean", params=("a", "axis", "keepdims"),
                 defaults={"axis": None, "keepdims": False}, keyword_only=("keepdims",),
                 linear=("a",))
@@ -232,6 +324,13 @@ mean.example("np.mean(x)", x=real()) \
 def _(out, a, a_dot, axis=None, keepdims=False):
     # np.sum / count rather than np.mean: Numba has no np.mean(x, axis=...)
     return np.sum(a_dot, axis=axis, keepdims=keepdims) * (np.size(out) / np.size(a))
+
+
+@mean.deftranspose("a")
+def _(ct, a, axis=None, keepdims=False):
+    # ct is shaped like the output: np.size(ct) / np.size(a) = 1 / (elements per group)
+    return broadcast_like(expand_reduced(ct * (np.size(ct) / np.size(a)), a, axis=axis,
+                                         keepdims=keepdims), a)
 
 
 # ------------------------------------------------------------------ prod
@@ -323,6 +422,14 @@ def _(y, like, y_dot, axis=None, keepdims=False):
     return expand_reduced(y_dot, like, axis=axis, keepdims=keepdims)
 
 
+@expand_reduced_p.deftranspose("y")
+def _(ct, y, like, axis=None, keepdims=False):
+    # expand_reduced only inserts size-1 axes (or is the identity when keepdims / axis=None):
+    # summing over the inserted axes undoes it; with keepdims or axis=None the sum keeps
+    # the shape of y (a scalar stays a scalar).
+    return np.sum(ct, axis=axis, keepdims=keepdims)
+
+
 # ------------------------------------------------------------------ scans
 
 cumsum = register("cumsum", np.cumsum, spelling="np.cumsum", params=("a", "axis"),
@@ -338,6 +445,32 @@ cumsum.example("np.cumsum(x)", x=real()) \
 @cumsum.defjvp
 def _(a, a_dot, axis=None):
     return np.cumsum(a_dot, axis=axis)
+
+
+@cumsum.deftranspose("a")
+def _(ct, a, axis=None):
+    return rcumsum(ct, a, axis=axis)
+
+
+rcumsum_p = register("rcumsum", rcumsum, spelling="rcumsum", params=("g", "like", "axis"),
+                     defaults={"axis": None}, linear=("g",),
+                     doc="reversed cumulative sum (the transpose of np.cumsum(like, axis))")
+rcumsum_p.example("h(g, x)", h=const(rcumsum), g=real(5), x=real(5)) \
+    .example("h(g, x)", h=const(rcumsum), g=real(6), x=real(2, 3)) \
+    .example("h(g, x)", h=const(rcumsum), g=real(1), x=real()) \
+    .example("h(g, x, axis=1)", h=const(rcumsum), g=real(3, 4), x=real(3, 4)) \
+    .example("h(g, x, axis=-3)", h=const(rcumsum), g=real(2, 3, 4), x=real(2, 3, 4))
+
+
+@rcumsum_p.defjvp
+def _(g, like, g_dot, axis=None):
+    return rcumsum(g_dot, like, axis=axis)
+
+
+@rcumsum_p.deftranspose("g")
+def _(ct, g, like, axis=None):
+    # ct is shaped like `like`; np.cumsum flattens it again when axis is None
+    return np.cumsum(ct, axis=axis)
 
 
 cumprod = register("cumprod", np.cumprod, spelling="np.cumprod", params=("a", "axis"),
@@ -375,6 +508,37 @@ def _(a, t, a_dot, t_dot, axis=None):
     return cumprod_tangent(a, t_dot, axis=axis) + \
         cumprod_tangent(a, a_dot, axis=axis) * np.cumsum(r, axis=axis) - \
         np.cumprod(a, axis=axis) * np.cumsum(r * a_dot / a, axis=axis)
+
+
+@cumprod_tangent_p.deftranspose("t")
+def _(ct, a, t, axis=None):
+    return unbroadcast(cumprod_tangent_t(a, ct, axis=axis), t)
+
+
+cumprod_tangent_t_p = register("cumprod_tangent_t", cumprod_tangent_t, spelling="cumprod_tangent_t",
+                               params=("a", "g", "axis"), defaults={"axis": None}, linear=("g",),
+                               doc="the transpose of cumprod_tangent(a, t, axis) in t")
+cumprod_tangent_t_p.example("h(x, g, axis=1)", h=const(cumprod_tangent_t), x=nonzero_vals(3, 4),
+                            g=real(3, 4)) \
+    .example("h(x, g)", h=const(cumprod_tangent_t), x=nonzero_vals(2, 3), g=real(6)) \
+    .example("h(x, g, axis=0)", h=const(cumprod_tangent_t), x=nonzero_vals(4), g=real(4)) \
+    .example("h(x, g, axis=-1)", h=const(cumprod_tangent_t), x=with_zeros(3, 4), g=real(3, 4),
+             wrt=("g",)) \
+    .example("h(x, g, axis=0)", h=const(cumprod_tangent_t), x=nonzero_vals(4), g=real(4), wrt=("x",))
+
+
+@cumprod_tangent_t_p.defjvp
+def _(out, a, g, a_dot, g_dot, axis=None):
+    # out_j = rcumsum(cumprod(a) * g)_j / a_j where a has no zeros.
+    # LIMITATION: the a-derivative divides by a (as cumprod_tangent's), so it is not
+    # finite at an exact zero of a.
+    return cumprod_tangent_t(a, g_dot, axis=axis) + \
+        (rcumsum(cumprod_tangent(a, a_dot, axis=axis) * g, a, axis=axis) - a_dot * out) / a
+
+
+@cumprod_tangent_t_p.deftranspose("g")
+def _(ct, a, g, axis=None):
+    return unbroadcast(cumprod_tangent(a, ct, axis=axis), g)
 
 
 # ------------------------------------------------------------------ var, std
@@ -474,6 +638,32 @@ take_along_p.example("h(x, i)", h=const(take_along), x=real(3, 4),
 @take_along_p.defjvp
 def _(x, idx, x_dot, axis=-1):
     return take_along(x_dot, idx, axis=axis)
+
+
+@take_along_p.deftranspose("x")
+def _(ct, x, idx, axis=-1):
+    return take_along_t(ct, x, idx, axis=axis)
+
+
+take_along_t_p = register("take_along_t", take_along_t, spelling="take_along_t",
+                          params=("g", "x", "idx", "axis"), defaults={"axis": -1}, linear=("g",),
+                          doc="the transpose of take_along: scatter-add into zeros like x")
+take_along_t_p.example("h(g, x, i)", h=const(take_along_t), g=real(3, 2), x=real(3, 4),
+                       i=const(np.array([[2, 0], [1, 1], [3, 0]])), wrt=("g",)) \
+    .example("h(g, x, i, axis=None)", h=const(take_along_t), g=real(4), x=real(2, 3),
+             i=const(np.array([5, 0, 2, 5])), wrt=("g",)) \
+    .example("h(g, x, i, axis=0)", h=const(take_along_t), g=real(2, 2), x=real(3, 2),
+             i=const(np.array([[2, 0], [-1, 2]])), wrt=("g",))
+
+
+@take_along_t_p.defjvp
+def _(g, x, idx, g_dot, axis=-1):
+    return take_along_t(g_dot, x, idx, axis=axis)
+
+
+@take_along_t_p.deftranspose("g")
+def _(ct, g, x, idx, axis=-1):
+    return unbroadcast(take_along(ct, idx, axis=axis), g)
 
 
 # ------------------------------------------------------------------ non-differentiable
@@ -729,4 +919,127 @@ def register_numba():
             rows_take(m.reshape((i.size // i.shape[-1] if i.shape[-1] else 0, m.shape[-1])),
                       as_rows(i), as_rows(out))
             return np.moveaxis(out, -1, axis)
+        return impl_axis
+
+    # -- transposes of the linear helpers (reverse mode)
+
+    @register_jitable
+    def rows_rcumsum(g, out):
+        m, n = g.shape
+        for r in range(m):
+            acc = g[r, 0] * 0
+            for i in range(n - 1, -1, -1):
+                acc = acc + g[r, i]
+                out[r, i] = acc
+
+    @register_jitable
+    def rows_cumprod_tangent_t(a, g, out):
+        # s_j = p_{j-1} u_j, u_j = g_j + a_{j+1} u_{j+1} (exact at zeros)
+        m, n = a.shape
+        for r in range(m):
+            if n == 0:
+                continue
+            u = g[r, n - 1] + a[r, 0] * 0
+            out[r, n - 1] = u
+            for i in range(n - 2, -1, -1):
+                u = g[r, i] + a[r, i + 1] * u
+                out[r, i] = u
+            p = a[r, 0] * 0 + 1
+            for i in range(n):
+                out[r, i] = out[r, i] * p
+                p = p * a[r, i]
+
+    @register_jitable
+    def rows_take_t(g, idx, out):
+        n = out.shape[1]
+        for r in range(idx.shape[0]):
+            for j in range(idx.shape[1]):
+                k = idx[r, j]
+                out[r, k + n if k < 0 else k] += g[r, j]
+
+    @overload(rcumsum)
+    def _rcumsum(g, like, axis=None):
+        check_axis(axis, "rcumsum")
+        dt = float_dtype(g)
+        if not isinstance(g, types.Array):
+            return lambda g, like, axis=None: g
+        if is_none(axis):
+            if isinstance(like, types.Array):
+                def impl(g, like, axis=None):
+                    out = np.empty((1, g.size), dt)
+                    rows_rcumsum(np.ascontiguousarray(g).reshape((1, g.size)), out)
+                    return out.reshape(like.shape)
+                return impl
+
+            def impl_scalar(g, like, axis=None):
+                return g.sum()
+            return impl_scalar
+
+        def impl_axis(g, like, axis=None):
+            m = np.ascontiguousarray(np.moveaxis(g, axis, -1))
+            out = np.empty(m.shape, dt)
+            rows_rcumsum(as_rows(m), as_rows(out))
+            return np.moveaxis(out, -1, axis)
+        return impl_axis
+
+    @overload(cumprod_tangent_t)
+    def _cumprod_tangent_t(a, g, axis=None):
+        check_axis(axis, "cumprod_tangent_t")
+        dt = float_dtype(a, g)
+        if not isinstance(a, types.Array):
+            return lambda a, g, axis=None: g[0] + a * 0
+        if is_none(axis):
+            def impl(a, g, axis=None):
+                m = np.ascontiguousarray(a).reshape((1, a.size))
+                u = np.ascontiguousarray(g).reshape((1, a.size))
+                out = np.empty(m.shape, dt)
+                rows_cumprod_tangent_t(m, u, out)
+                return out.reshape(a.shape)
+            return impl
+
+        def impl_axis(a, g, axis=None):
+            m = np.ascontiguousarray(np.moveaxis(a, axis, -1))
+            u = np.ascontiguousarray(np.moveaxis(g, axis, -1))
+            out = np.empty(m.shape, dt)
+            rows_cumprod_tangent_t(as_rows(m), as_rows(u), as_rows(out))
+            return np.moveaxis(out, -1, axis)
+        return impl_axis
+
+    @overload(take_along_t)
+    def _take_along_t(g, x, idx, axis=-1):
+        # idx must have x's shape off the axis (no broadcasting), as for take_along
+        check_axis(axis, "take_along_t")
+        cplx = isinstance(x.dtype, types.Complex)
+        dt = np.complex128 if cplx else np.float64
+        gfix = (lambda v: v) if cplx or not isinstance(g.dtype, types.Complex) else None
+        if gfix is None:
+            @register_jitable
+            def gfix(v):
+                return np.real(v)
+        else:
+            gfix = register_jitable(gfix)
+        if is_none(axis):
+            def impl(g, x, idx, axis=-1):
+                out = np.zeros((1, x.size), dt)
+                rows_take_t(gfix(np.ascontiguousarray(g)).reshape((1, idx.size)),
+                            np.ascontiguousarray(idx).reshape((1, idx.size)), out)
+                return out.reshape(x.shape)
+            return impl
+
+        def impl_axis(g, x, idx, axis=-1):
+            i = np.ascontiguousarray(np.moveaxis(idx, axis, -1))
+            gm = gfix(np.ascontiguousarray(np.moveaxis(g, axis, -1)))
+            ax = axis + x.ndim if axis < 0 else axis
+            n = x.shape[ax]
+            rows = i.size // i.shape[-1] if i.shape[-1] else 0
+            out = np.zeros((rows, n), dt)
+            rows_take_t(gm.reshape((rows, i.shape[-1])), as_rows(i), out)
+            shape = np.empty(x.ndim, np.int64)  # x.shape with the axis moved last
+            k = 0
+            for d in range(x.ndim):
+                if d != ax:
+                    shape[k] = x.shape[d]
+                    k += 1
+            shape[x.ndim - 1] = n
+            return np.moveaxis(out.reshape(to_fixed_tuple(shape, x.ndim)), -1, axis)
         return impl_axis

@@ -17,9 +17,10 @@ import numpy as np
 
 from s2sad.errors import TransformError
 from s2sad.runtime.domains import const, ints, real
+from s2sad.runtime.helpers import unbroadcast
 from s2sad.runtime.registry import register
 from s2sad.transforms import ir
-from s2sad.transforms.templates import Template, Zero, is_zero
+from s2sad.transforms.templates import DEFAULT, Template, Zero, is_zero
 
 
 class MultiOutputRule(Template):
@@ -55,6 +56,135 @@ class MultiOutputRule(Template):
                          f"one value per output")
 
 
+class SequenceRule(Template):
+    """A transpose template for a parameter that is a SEQUENCE of arrays (``arrays`` of
+    np.concatenate, ``object`` of np.array): its witness is a tuple literal of witnesses,
+    and the rule must give one cotangent per element.
+
+    The rule ends with one call returning a list of pieces (``return unconcatenate(ct,
+    arrays, axis=axis)``); when the parameter is bound to a tuple or list literal, that call
+    is unpacked into one name per element (per leaf of nested literals with
+    ``nested=True``, the result then nests like the literal). Bound to anything else (a
+    list built at run time), the rule inlines as written: its value is the list of pieces.
+    """
+
+    def __init__(self, fn, prim, param, nested=False):
+        super().__init__(fn, prim)
+        self.param = param
+        self.nested = nested
+
+    def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None):
+        seq = bindings.get(self.param)
+        if not isinstance(seq, (gast.Tuple, gast.List)):
+            return super().inline(bindings, namer, namespace, target, loc, temps)
+        leaves = _literal_leaves(seq) if self.nested else list(seq.elts)
+        stmts, result = super().inline(bindings, namer, namespace, None, loc, temps)
+        names = [namer.fresh(f"{e.id}_ct" if isinstance(e, gast.Name) else "part_ct")
+                 for e in leaves]
+        if temps is not None:
+            temps.update(names)
+        _unpack_last(stmts, result, names, self.where)
+        it = iter([ir.name(m) for m in names])
+        if not self.nested:
+            return stmts, tuple(it)
+
+        def build(node):
+            if isinstance(node, (gast.Tuple, gast.List)):
+                return tuple(build(e) for e in node.elts)
+            return next(it)
+        return stmts, build(seq)
+
+
+def _literal_leaves(node):
+    """The leaves of a (nested) tuple or list literal, in order."""
+    if isinstance(node, (gast.Tuple, gast.List)):
+        return [leaf for e in node.elts for leaf in _literal_leaves(e)]
+    return [node]
+
+
+def _unpack_last(stmts, result, names, where):
+    """Turn the statement that assigns `result` into an unpacking into `names`."""
+    for s in reversed(stmts):
+        t = s.targets[0]
+        if isinstance(t, gast.Name) and isinstance(result, gast.Name) and t.id == result.id:
+            s.targets[0] = ir.tuple_([ir.store(m) for m in names], gast.Store())
+            return
+    raise ValueError(f"{where}: a sequence rule must end with a call returning one value per "
+                     f"element")
+
+
+class ChooseRule(Template):
+    """A rule with alternatives picked at transform time. `choices` is a list of
+    ``(test, fn)``: ``test(bindings)`` returns the bindings to inline ``fn`` with (possibly
+    rewritten, e.g. a constant axis permutation replaced by its inverse), or None to try
+    the next choice. Every ``fn`` (a function, or a `Template` such as a `SequenceRule`)
+    takes the same parameters."""
+
+    def __init__(self, prim, choices):
+        first = choices[0][1]
+        super().__init__(first.fn if isinstance(first, Template) else first, prim)
+        self.choices = []
+        for test, fn in choices:
+            tpl = fn if isinstance(fn, Template) else Template(fn, prim)
+            if tpl.params != self.params:
+                raise ValueError(f"{tpl.where}: the alternatives of a rule must take the same "
+                                 f"parameters")
+            self.choices.append((test, tpl))
+
+    def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None):
+        for test, tpl in self.choices:
+            b = test(dict(bindings))
+            if b is not None:
+                return tpl.inline(b, namer, namespace, target, loc, temps)
+        raise ValueError(f"{self.where}: no alternative applies")
+
+
+def deftranspose_choose(prim, param, *choices):
+    """Install a `ChooseRule` as `prim`'s transpose rule for `param`."""
+    if param not in prim.linear:
+        raise ValueError(f"{prim.name}: {param} is not a linear parameter")
+    prim.transpose[param] = ChooseRule(prim, list(choices))
+
+
+def deftranspose_seq(prim, param, nested=False):
+    """Decorator: `prim`'s transpose rule for the sequence parameter `param` is a
+    `SequenceRule`."""
+    def deco(fn):
+        if param not in prim.linear:
+            raise ValueError(f"{prim.name}: {param} is not a linear parameter")
+        prim.transpose[param] = SequenceRule(fn, prim, param, nested)
+        return fn
+    return deco
+
+
+NOT_STATIC = object()
+
+
+def static_value(node):
+    """The Python value of a constant atom (numbers, strings, None, tuples of those), or
+    `NOT_STATIC`."""
+    if node is DEFAULT or isinstance(node, Zero):
+        return NOT_STATIC
+    if isinstance(node, gast.Constant):
+        return node.value
+    if isinstance(node, gast.UnaryOp) and isinstance(node.op, gast.USub) \
+            and isinstance(node.operand, gast.Constant):
+        return -node.operand.value
+    if isinstance(node, (gast.Tuple, gast.List)):
+        items = [static_value(e) for e in node.elts]
+        if any(i is NOT_STATIC for i in items):
+            return NOT_STATIC
+        return tuple(items)
+    return NOT_STATIC
+
+
+def const_atom(value):
+    """An atom for a constant (tuples of constants included)."""
+    if isinstance(value, tuple):
+        return ir.tuple_([const_atom(v) for v in value])
+    return ir.const(value)
+
+
 def defjvp_multi(prim):
     """Decorator: `prim`'s JVP rule is a `MultiOutputRule` (it must take ``out``)."""
     def deco(fn):
@@ -64,6 +194,159 @@ def defjvp_multi(prim):
         prim.jvp = rule
         return fn
     return deco
+
+
+# ---------------------------------------------------------------- transpose helpers
+#
+# The transposes of the shape operations. Each linear one is a primitive too (registered
+# next to the operation it transposes) whose own transpose is that operation, so cotangent
+# code can be differentiated again.
+
+def _real_like(g, like):
+    """Cotangents of real values are real (the transpose of real -> complex promotion)."""
+    if np.iscomplexobj(g) and not np.iscomplexobj(like):
+        return np.real(g)
+    return g
+
+
+def _shaped_like(g, like, order="C"):
+    """`g` reshaped to the shape of `like` (a scalar when `like` is one), real when
+    `like` is real."""
+    g = _real_like(g, like)
+    shape = np.shape(like)
+    if np.shape(g) != shape:
+        g = np.reshape(g, shape, order=order)
+    if not shape and isinstance(g, np.ndarray):
+        g = g[()]
+    return g
+
+
+def _cot_dtype(like):
+    """The dtype of a cotangent of `like`: complex128 for complex, float64 otherwise."""
+    return np.complex128 if np.iscomplexobj(like) else np.float64
+
+
+def reshape_as(g, like, order="C"):
+    """`g` reshaped to the shape of `like`: the transpose of reshape, ravel, squeeze,
+    expand_dims and atleast_*d (and its own transpose)."""
+    return _shaped_like(g, like, order)
+
+
+def inverse_axes(axes=None):
+    """The permutation that undoes ``np.transpose(., axes)`` (None stays None)."""
+    if axes is None:
+        return None
+    axes = tuple(int(a) for a in np.atleast_1d(axes))
+    n = len(axes)
+    inv = [0] * n
+    for i, a in enumerate(axes):
+        inv[a % n] = i
+    return tuple(inv)
+
+
+def _split_along(g, arrays, axis, how):
+    """The pieces of `g`, a join of `arrays` (concatenate/hstack/vstack), one per array;
+    `how` is what the join applies to each array first (np.atleast_2d for vstack)."""
+    g = np.asarray(g)
+    if axis is None:
+        g, axis, sizes = np.ravel(g), 0, [np.size(a) for a in arrays]
+    else:
+        sizes = [np.shape(how(a))[axis] for a in arrays]
+    pieces = np.split(g, np.cumsum(sizes)[:-1], axis=axis)
+    return [_shaped_like(p, a) for p, a in zip(pieces, arrays)]
+
+
+def _same(a):
+    return a
+
+
+def unconcatenate(g, arrays, axis=0):
+    """The transpose of ``np.concatenate(arrays, axis)``: the piece of `g` for each array."""
+    return _split_along(g, arrays, axis, _same)
+
+
+def unhstack(g, tup):
+    """The transpose of ``np.hstack(tup)``."""
+    one_d = all(np.ndim(a) <= 1 for a in tup)
+    return _split_along(g, tup, 0 if one_d else 1, np.atleast_1d)
+
+
+def unvstack(g, tup):
+    """The transpose of ``np.vstack(tup)``."""
+    return _split_along(g, tup, 0, np.atleast_2d)
+
+
+def unstack(g, arrays, axis=0):
+    """The transpose of ``np.stack(arrays, axis)``: the slice of `g` for each array."""
+    g = np.moveaxis(np.asarray(g), axis, 0)
+    return [_shaped_like(g[i], a) for i, a in enumerate(arrays)]
+
+
+def _padded(shape, reps):
+    reps = tuple(int(r) for r in np.atleast_1d(reps))
+    d = max(len(reps), len(shape))
+    return (1,) * (d - len(shape)) + tuple(shape), (1,) * (d - len(reps)) + reps
+
+
+def untile(g, A, reps):
+    """The transpose of ``np.tile(A, reps)``: the sum of the tiles of `g`."""
+    shape, r = _padded(np.shape(A), reps)
+    split = tuple(x for pair in zip(r, shape) for x in pair)
+    g = np.sum(np.reshape(g, split), axis=tuple(range(0, 2 * len(shape), 2)))
+    return _shaped_like(g, A)
+
+
+def _scatter_axis(g, like, base, ax, idx):
+    """Add `g` into zeros shaped `base` at positions `idx` along axis `ax`, then reshape
+    like `like`."""
+    z = np.zeros(base, dtype=_cot_dtype(like))
+    np.add.at(z, (slice(None),) * ax + (idx,), _real_like(g, like))
+    return _shaped_like(z, like)
+
+
+def _flat_or_axis(shape, axis):
+    if axis is None:
+        return (int(np.prod(shape, dtype=np.int64)),), 0
+    return tuple(shape), axis % len(shape)
+
+
+def unrepeat(g, a, repeats, axis=None):
+    """The transpose of ``np.repeat(a, repeats, axis)``: sums over the repeated copies."""
+    base, ax = _flat_or_axis(np.shape(a), axis)
+    n = base[ax]
+    idx = np.repeat(np.arange(n), np.broadcast_to(np.asarray(repeats), (n,)))
+    return _scatter_axis(g, a, base, ax, idx)
+
+
+def untake(g, a, indices, axis=None, mode="raise"):
+    """The transpose of ``np.take(a, indices, axis, mode=mode)``: a scatter-add of `g`."""
+    base, ax = _flat_or_axis(np.shape(a), axis)
+    n = base[ax]
+    idx = np.asarray(indices)
+    if mode == "wrap":
+        idx = idx % n
+    elif mode == "clip":
+        idx = np.clip(idx, 0, n - 1)
+    return _scatter_axis(g, a, base, ax, idx)
+
+
+def _sequence_count(what, param):
+    """`outputs` of a helper returning one piece per element of the sequence `param`."""
+    def outputs(bound):
+        from s2sad.transforms.values import Const, Tup
+        av = bound[param]
+        if isinstance(av, Tup):
+            return len(av.items)
+        if isinstance(av, Const) and isinstance(av.value, (tuple, list)):
+            return len(av.value)
+        raise StaticCountError(f"{what}: the number of arrays must be known at transform time")
+    return outputs
+
+
+def helper_example(prim, expr, wrt=("g",), **inputs):
+    """An example of a transpose helper: differentiated in ``g``, with the helper itself
+    passed in as a global (the tests' namespace only has `s2sad.runtime.helpers`)."""
+    prim.example(expr, wrt=wrt, **{prim.name: const(prim.obj)}, **inputs)
 
 
 # ---------------------------------------------------------------- reshapes
@@ -88,6 +371,30 @@ def _(a, shape, a_dot, order="C"):
     return np.reshape(a_dot, shape, order=order)
 
 
+@reshape.deftranspose("a")
+def _(ct, a, shape, order="C"):
+    return reshape_as(ct, a, order=order)
+
+
+reshape_as_p = register("reshape_as", reshape_as, spelling="reshape_as", params=("g", "like", "order"),
+                        defaults={"order": "C"}, linear=("g",),
+                        doc="g reshaped to the shape of like (the transpose of reshape and friends)")
+helper_example(reshape_as_p, "reshape_as(g, like)", g=real(2, 6), like=real(3, 4))
+helper_example(reshape_as_p, "reshape_as(g, like, order='F')", g=real(6), like=real(2, 3))
+helper_example(reshape_as_p, "reshape_as(g, like)", g=real(1, 1), like=real())
+helper_example(reshape_as_p, "reshape_as(g, like)", g=real(), like=real(1))
+
+
+@reshape_as_p.defjvp
+def _(g, like, g_dot, order="C"):
+    return reshape_as(g_dot, like, order=order)
+
+
+@reshape_as_p.deftranspose("g")
+def _(ct, g, like, order="C"):
+    return reshape_as(ct, g, order=order)
+
+
 ravel = register("ravel", np.ravel, spelling="np.ravel", params=("a", "order"),
                  defaults={"order": "C"}, linear=("a",), doc="np.ravel(a); x.ravel(); x.flatten()")
 ravel.example("np.ravel(x)", x=real(3, 4)).example("np.ravel(x)", x=real()) \
@@ -98,6 +405,11 @@ ravel.example("np.ravel(x)", x=real(3, 4)).example("np.ravel(x)", x=real()) \
 @ravel.defjvp
 def _(a, a_dot, order="C"):
     return np.ravel(a_dot, order=order)
+
+
+@ravel.deftranspose("a")
+def _(ct, a, order="C"):
+    return reshape_as(ct, a, order=order)
 
 
 # ---------------------------------------------------------------- axes
@@ -121,6 +433,33 @@ def _(a, a_dot, axes=None):
     return np.transpose(a_dot, axes)
 
 
+def _static_inverse_axes(b):
+    """Bindings with a constant (or absent) permutation replaced by its inverse."""
+    axes = b.get("axes", DEFAULT)
+    if axes is DEFAULT:
+        return b
+    v = static_value(axes)
+    if v is NOT_STATIC:
+        return None
+    b["axes"] = const_atom(inverse_axes(v))
+    return b
+
+
+def _transpose_t_static(ct, a, axes=None):
+    return np.transpose(ct, axes)
+
+
+def _transpose_t_dynamic(ct, a, axes=None):
+    return np.transpose(ct, inverse_axes(axes))
+
+
+deftranspose_choose(transpose, "a", (_static_inverse_axes, _transpose_t_static),
+                    (lambda b: b, _transpose_t_dynamic))
+
+register("inverse_axes", inverse_axes, spelling="inverse_axes", params=("axes",),
+         defaults={"axes": None}, nondiff=True, doc="the inverse of an axis permutation")
+
+
 swapaxes = register("swapaxes", np.swapaxes, spelling="np.swapaxes", params=("a", "axis1", "axis2"),
                     linear=("a",), doc="np.swapaxes(a, axis1, axis2); x.swapaxes(...)")
 swapaxes.example("np.swapaxes(x, 0, 2)", x=real(2, 3, 4)) \
@@ -133,6 +472,11 @@ def _(a, axis1, axis2, a_dot):
     return np.swapaxes(a_dot, axis1, axis2)
 
 
+@swapaxes.deftranspose("a")
+def _(ct, a, axis1, axis2):
+    return np.swapaxes(ct, axis1, axis2)
+
+
 moveaxis = register("moveaxis", np.moveaxis, spelling="np.moveaxis",
                     params=("a", "source", "destination"), linear=("a",))
 moveaxis.example("np.moveaxis(x, 0, -1)", x=real(2, 3, 4)) \
@@ -143,6 +487,11 @@ moveaxis.example("np.moveaxis(x, 0, -1)", x=real(2, 3, 4)) \
 @moveaxis.defjvp
 def _(a, source, destination, a_dot):
     return np.moveaxis(a_dot, source, destination)
+
+
+@moveaxis.deftranspose("a")
+def _(ct, a, source, destination):
+    return np.moveaxis(ct, destination, source)
 
 
 squeeze = register("squeeze", np.squeeze, spelling="np.squeeze", params=("a", "axis"),
@@ -163,6 +512,11 @@ def _(a, a_dot, axis=None):
     return np.squeeze(a_dot, axis=axis)
 
 
+@squeeze.deftranspose("a")
+def _(ct, a, axis=None):
+    return reshape_as(ct, a)
+
+
 expand_dims = register("expand_dims", np.expand_dims, spelling="np.expand_dims", params=("a", "axis"),
                        linear=("a",))
 expand_dims.example("np.expand_dims(x, 0)", x=real(3, 4)) \
@@ -174,6 +528,11 @@ expand_dims.example("np.expand_dims(x, 0)", x=real(3, 4)) \
 @expand_dims.defjvp
 def _(a, axis, a_dot):
     return np.expand_dims(a_dot, axis)
+
+
+@expand_dims.deftranspose("a")
+def _(ct, a, axis):
+    return reshape_as(ct, a)
 
 
 broadcast_to = register("broadcast_to", np.broadcast_to, spelling="np.broadcast_to",
@@ -190,11 +549,20 @@ def _(array, shape, array_dot):
     return np.broadcast_to(array_dot, shape)
 
 
+@broadcast_to.deftranspose("array")
+def _(ct, array, shape):
+    return unbroadcast(ct, array)
+
+
 def _at_least(fn, name, shapes):
     p = register(name, fn, spelling=f"np.{name}", params=("ary",), linear=("ary",),
                  doc=f"np.{name}(a) of one array (several arrays are not supported)")
     for s in shapes:
         p.example(f"np.{name}(x)", x=real(*s))
+
+    @p.deftranspose("ary")
+    def _(ct, ary):
+        return reshape_as(ct, ary)
     return p
 
 
@@ -242,6 +610,11 @@ def _(arrays, arrays_dot, axis=0):
     return np.concatenate(arrays_dot, axis=axis)
 
 
+@deftranspose_seq(concatenate, "arrays")
+def _(ct, arrays, axis=0):
+    return unconcatenate(ct, arrays, axis=axis)
+
+
 stack = register("stack", np.stack, spelling="np.stack", params=("arrays", "axis"),
                  defaults={"axis": 0}, linear=("arrays",),
                  doc="np.stack((a, b, ...)[, axis]) (a tuple or list of arrays; Numba: a tuple "
@@ -258,6 +631,11 @@ def _(arrays, arrays_dot, axis=0):
     return np.stack(arrays_dot, axis=axis)
 
 
+@deftranspose_seq(stack, "arrays")
+def _(ct, arrays, axis=0):
+    return unstack(ct, arrays, axis=axis)
+
+
 hstack = register("hstack", np.hstack, spelling="np.hstack", params=("tup",), linear=("tup",))
 hstack.example("np.hstack((x, y))", x=real(3), y=real(2)) \
     .example("np.hstack([x, y])", x=real(2, 3), y=real(2, 1)) \
@@ -269,6 +647,11 @@ def _(tup, tup_dot):
     return np.hstack(tup_dot)
 
 
+@deftranspose_seq(hstack, "tup")
+def _(ct, tup):
+    return unhstack(ct, tup)
+
+
 vstack = register("vstack", np.vstack, spelling="np.vstack", params=("tup",), linear=("tup",))
 vstack.example("np.vstack((x, y))", x=real(3), y=real(3)) \
     .example("np.vstack([x, y])", x=real(2, 3), y=real(1, 3)) \
@@ -278,6 +661,83 @@ vstack.example("np.vstack((x, y))", x=real(3), y=real(3)) \
 @vstack.defjvp
 def _(tup, tup_dot):
     return np.vstack(tup_dot)
+
+
+@deftranspose_seq(vstack, "tup")
+def _(ct, tup):
+    return unvstack(ct, tup)
+
+
+# The transposes of the joins: one piece per array (multi-output primitives, unpacked like
+# np.split), each transposed by its join.
+
+unconcatenate_p = register("unconcatenate", unconcatenate, spelling="unconcatenate",
+                           params=("g", "arrays", "axis"), defaults={"axis": 0}, linear=("g",),
+                           outputs=_sequence_count("unconcatenate", "arrays"),
+                           doc="the pieces of g, one per array (the transpose of np.concatenate)")
+helper_example(unconcatenate_p, "unconcatenate(g, (x, y), axis=1)", g=real(2, 4), x=real(2, 2),
+                y=real(2, 2))
+helper_example(unconcatenate_p, "np.concatenate(unconcatenate(g, (x, y), axis=1)[::-1], axis=1)",
+                g=real(2, 5), x=real(2, 3), y=real(2, 2))
+helper_example(unconcatenate_p, "np.hstack(unconcatenate(g, (x, y, x), axis=None))", g=real(7),
+                x=real(2), y=real(3))
+unstack_p = register("unstack", unstack, spelling="unstack", params=("g", "arrays", "axis"),
+                     defaults={"axis": 0}, linear=("g",), outputs=_sequence_count("unstack", "arrays"),
+                     doc="the slices of g, one per array (the transpose of np.stack)")
+helper_example(unstack_p, "unstack(g, (x, y), axis=-1)", g=real(3, 2), x=real(3), y=real(3))
+helper_example(unstack_p, "np.stack(unstack(g, (x, y, 1.0)))", g=real(3), x=real(), y=real())
+unhstack_p = register("unhstack", unhstack, spelling="unhstack", params=("g", "tup"), linear=("g",),
+                      outputs=_sequence_count("unhstack", "tup"),
+                      doc="the pieces of g, one per array (the transpose of np.hstack)")
+helper_example(unhstack_p, "unhstack(g, (x, y))", g=real(4), x=real(2), y=real(2))
+helper_example(unhstack_p, "np.hstack(unhstack(g, (x, y))[::-1])", g=real(3), x=real(), y=real(2))
+helper_example(unhstack_p, "np.hstack(unhstack(g, (x, y)))", g=real(2, 4), x=real(2, 3), y=real(2, 1))
+unvstack_p = register("unvstack", unvstack, spelling="unvstack", params=("g", "tup"), linear=("g",),
+                      outputs=_sequence_count("unvstack", "tup"),
+                      doc="the pieces of g, one per array (the transpose of np.vstack)")
+helper_example(unvstack_p, "unvstack(g, (x, y))", g=real(2, 3), x=real(3), y=real(3))
+helper_example(unvstack_p, "np.vstack(unvstack(g, (x, y)))", g=real(3, 2, 2), x=real(2, 2, 2),
+                y=real(1, 2, 2))
+
+
+@defjvp_multi(unconcatenate_p)
+def _(g, arrays, out, g_dot, axis=0):
+    return unconcatenate(g_dot, arrays, axis=axis)
+
+
+@unconcatenate_p.deftranspose("g")
+def _(ct, g, arrays, axis=0):
+    return np.concatenate(ct, axis=axis)
+
+
+@defjvp_multi(unstack_p)
+def _(g, arrays, out, g_dot, axis=0):
+    return unstack(g_dot, arrays, axis=axis)
+
+
+@unstack_p.deftranspose("g")
+def _(ct, g, arrays, axis=0):
+    return np.stack(ct, axis=axis)
+
+
+@defjvp_multi(unhstack_p)
+def _(g, tup, out, g_dot):
+    return unhstack(g_dot, tup)
+
+
+@unhstack_p.deftranspose("g")
+def _(ct, g, tup):
+    return np.hstack(ct)
+
+
+@defjvp_multi(unvstack_p)
+def _(g, tup, out, g_dot):
+    return unvstack(g_dot, tup)
+
+
+@unvstack_p.deftranspose("g")
+def _(ct, g, tup):
+    return np.vstack(ct)
 
 
 # ---------------------------------------------------------------- splitting
@@ -322,6 +782,11 @@ def _(ary, indices_or_sections, out, ary_dot, axis=0):
     return np.split(ary_dot, indices_or_sections, axis=axis)
 
 
+@split.deftranspose("ary")
+def _(ct, ary, indices_or_sections, axis=0):
+    return np.concatenate(ct, axis=axis)
+
+
 def _array_split_count(av):
     from s2sad.transforms.values import Const
     if isinstance(av, Const) and isinstance(av.value, (int, np.integer)) \
@@ -344,6 +809,11 @@ def _(ary, indices_or_sections, out, ary_dot, axis=0):
     return np.array_split(ary_dot, indices_or_sections, axis=axis)
 
 
+@array_split.deftranspose("ary")
+def _(ct, ary, indices_or_sections, axis=0):
+    return np.concatenate(ct, axis=axis)
+
+
 # ---------------------------------------------------------------- reordering and repeats
 
 flip = register("flip", np.flip, spelling="np.flip", params=("m", "axis"), defaults={"axis": None},
@@ -356,6 +826,11 @@ flip.example("np.flip(x)", x=real(3, 4)).example("np.flip(x, 0)", x=real(3, 4)) 
 @flip.defjvp
 def _(m, m_dot, axis=None):
     return np.flip(m_dot, axis)
+
+
+@flip.deftranspose("m")
+def _(ct, m, axis=None):
+    return np.flip(ct, axis=axis)
 
 
 roll = register("roll", np.roll, spelling="np.roll", params=("a", "shift", "axis"),
@@ -371,6 +846,26 @@ def _(a, shift, a_dot, axis=None):
     return np.roll(a_dot, shift, axis)
 
 
+def _static_negated_shift(b):
+    """Bindings with a constant shift replaced by its negation."""
+    v = static_value(b["shift"])
+    if v is NOT_STATIC or isinstance(v, bool):
+        return None
+    b["shift"] = const_atom(tuple(-int(i) for i in v) if isinstance(v, tuple) else -int(v))
+    return b
+
+
+def _roll_t_static(ct, a, shift, axis=None):
+    return np.roll(ct, shift, axis=axis)
+
+
+def _roll_t_dynamic(ct, a, shift, axis=None):
+    return np.roll(ct, np.negative(shift), axis=axis)
+
+
+deftranspose_choose(roll, "a", (_static_negated_shift, _roll_t_static), (lambda b: b, _roll_t_dynamic))
+
+
 tile = register("tile", np.tile, spelling="np.tile", params=("A", "reps"), linear=("A",), numba=False,
                 doc="np.tile(A, reps) (not in Numba)")
 tile.example("np.tile(x, 2)", x=real(3)).example("np.tile(x, (2, 1, 3))", x=real(2, 2)) \
@@ -380,6 +875,28 @@ tile.example("np.tile(x, 2)", x=real(3)).example("np.tile(x, (2, 1, 3))", x=real
 @tile.defjvp
 def _(A, reps, A_dot):
     return np.tile(A_dot, reps)
+
+
+@tile.deftranspose("A")
+def _(ct, A, reps):
+    return untile(ct, A, reps)
+
+
+untile_p = register("untile", untile, spelling="untile", params=("g", "A", "reps"), linear=("g",),
+                    numba=False, doc="the sum of the tiles of g (the transpose of np.tile)")
+helper_example(untile_p, "untile(g, A, (2, 1, 3))", g=real(2, 2, 6), A=real(2, 2))
+helper_example(untile_p, "untile(g, A, 2)", g=real(6), A=real(3))
+helper_example(untile_p, "untile(g, A, (2, 3))", g=real(2, 3), A=real())
+
+
+@untile_p.defjvp
+def _(g, A, reps, g_dot):
+    return untile(g_dot, A, reps)
+
+
+@untile_p.deftranspose("g")
+def _(ct, g, A, reps):
+    return np.tile(ct, reps)
 
 
 repeat = register("repeat", np.repeat, spelling="np.repeat", params=("a", "repeats", "axis"),
@@ -393,6 +910,29 @@ repeat.example("np.repeat(x, 2)", x=real(2, 3)).example("np.repeat(x, 3, axis=1)
 @repeat.defjvp
 def _(a, repeats, a_dot, axis=None):
     return np.repeat(a_dot, repeats, axis)
+
+
+@repeat.deftranspose("a")
+def _(ct, a, repeats, axis=None):
+    return unrepeat(ct, a, repeats, axis=axis)
+
+
+unrepeat_p = register("unrepeat", unrepeat, spelling="unrepeat", params=("g", "a", "repeats", "axis"),
+                      defaults={"axis": None}, linear=("g",),
+                      doc="sums over the repeated copies in g (the transpose of np.repeat)")
+helper_example(unrepeat_p, "unrepeat(g, a, 2)", g=real(12), a=real(2, 3))
+helper_example(unrepeat_p, "unrepeat(g, a, (1, 0, 2), axis=-1)", g=real(2, 3), a=real(2, 3))
+helper_example(unrepeat_p, "unrepeat(g, a, 3)", g=real(3), a=real())
+
+
+@unrepeat_p.defjvp
+def _(g, a, repeats, g_dot, axis=None):
+    return unrepeat(g_dot, a, repeats, axis=axis)
+
+
+@unrepeat_p.deftranspose("g")
+def _(ct, g, a, repeats, axis=None):
+    return np.repeat(ct, repeats, axis=axis)
 
 
 take = register("take", np.take, spelling="np.take", params=("a", "indices", "axis", "mode"),
@@ -411,6 +951,30 @@ def _(a, indices, a_dot, axis=None, mode="raise"):
     return np.take(a_dot, indices, axis, mode=mode)
 
 
+@take.deftranspose("a")
+def _(ct, a, indices, axis=None, mode="raise"):
+    return untake(ct, a, indices, axis=axis, mode=mode)
+
+
+untake_p = register("untake", untake, spelling="untake", params=("g", "a", "indices", "axis", "mode"),
+                    defaults={"axis": None, "mode": "raise"}, keyword_only=("mode",), linear=("g",),
+                    doc="a scatter-add of g into zeros like a (the transpose of np.take)")
+helper_example(untake_p, "untake(g, a, (0, 2, 2))", g=real(3), a=real(2, 3))
+helper_example(untake_p, "untake(g, a, 1, axis=-1)", g=real(2, 3), a=real(2, 3, 2))
+helper_example(untake_p, "untake(g, a, ((0, 1), (1, 1)), axis=0)", g=real(2, 2, 2), a=real(3, 2))
+helper_example(untake_p, "untake(g, a, (5, -1), mode='wrap')", g=real(2), a=real(4))
+
+
+@untake_p.defjvp
+def _(g, a, indices, g_dot, axis=None, mode="raise"):
+    return untake(g_dot, a, indices, axis=axis, mode=mode)
+
+
+@untake_p.deftranspose("g")
+def _(ct, g, a, indices, axis=None, mode="raise"):
+    return np.take(ct, indices, axis=axis, mode=mode)
+
+
 # ---------------------------------------------------------------- triangles
 
 tril = register("tril", np.tril, spelling="np.tril", params=("m", "k"), defaults={"k": 0},
@@ -424,6 +988,11 @@ def _(m, m_dot, k=0):
     return np.tril(m_dot, k)
 
 
+@tril.deftranspose("m")
+def _(ct, m, k=0):
+    return unbroadcast(np.tril(ct, k=k), m)
+
+
 triu = register("triu", np.triu, spelling="np.triu", params=("m", "k"), defaults={"k": 0},
                 linear=("m",))
 triu.example("np.triu(x)", x=real(3, 3)).example("np.triu(x, 1)", x=real(4, 3)) \
@@ -433,4 +1002,9 @@ triu.example("np.triu(x)", x=real(3, 3)).example("np.triu(x, 1)", x=real(4, 3)) 
 @triu.defjvp
 def _(m, m_dot, k=0):
     return np.triu(m_dot, k)
+
+
+@triu.deftranspose("m")
+def _(ct, m, k=0):
+    return unbroadcast(np.triu(ct, k=k), m)
 

@@ -44,3 +44,24 @@ def test_jvp_source_compiles_with_numba(name, f, args):
     got = compiled(*args, *tangents)
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+GRAD_CASES = [
+    ("straight", P.straight, (0.7, 1.3)),
+    ("reassign", P.reassign, (0.4,)),
+    ("branches", P.branches, (0.7, 2.0)),
+    ("branches-else", P.branches, (0.7, 0.0)),
+    ("loop_range", P.loop_range, (0.3, 4)),
+    ("nested_loops", P.nested_loops, (rng.normal(size=4),)),
+    ("loop_while", lambda x: np.sum(P.loop_while(x)), (rng.normal(size=3),)),
+    ("inplace_fill", lambda x: np.sum(P.inplace_fill(x)), (rng.normal(size=3),)),
+    ("inplace_recurrence", lambda a: np.sum(P.inplace_recurrence(0.4, a)), (1.2,)),
+]
+
+
+@pytest.mark.parametrize("name,f,args", GRAD_CASES, ids=[c[0] for c in GRAD_CASES])
+def test_grad_source_compiles_with_numba(name, f, args):
+    import s2sad as ad
+    g = ad.grad(f)
+    compiled = njit_transformed(g, *args)
+    np.testing.assert_allclose(compiled(*args), g(*args), rtol=1e-12, atol=1e-12)

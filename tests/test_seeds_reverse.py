@@ -140,7 +140,7 @@ def test_hessian_vector_products_four_ways():
     ans4 = hvp_revrev(tanh_sq, (X,), (V,))
     assert np.allclose(ans1, ans2, 1e-4, 1e-4)
     np.testing.assert_allclose(ans1, ans2, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(ans3, ans1, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ans3[0], ans1, rtol=1e-10, atol=1e-10)  # grad of a tuple: a tuple
     np.testing.assert_allclose(ans4, ans1, rtol=1e-10, atol=1e-10)
 
 

@@ -1275,12 +1275,12 @@ class Builder:
             return self.call_callee(obj, args, kwargs, target, out, discard)
         if isinstance(obj, (custom.custom_jvp, custom.custom_vjp)):
             return self.call_user(Const(obj), args, kwargs, target, out, discard)
-        prim = registry.lookup_object(obj)
-        if prim is not None:
-            return self.prim_call(obj, args, kwargs, target, out, prim=prim)
         handler = _BUILTINS.get(id(obj))
         if handler is not None and handler[0] is obj:
             return handler[1](self, args, kwargs, target, out, discard)
+        prim = registry.lookup_object(obj)
+        if prim is not None:
+            return self.prim_call(obj, args, kwargs, target, out, prim=prim)
         if isinstance(obj, functools.partial):
             inner = self.from_static(obj.func, getattr(obj.func, "__name__", "f"))
             pargs = tuple(self.from_static(a, f"arg{i}") for i, a in enumerate(obj.args))

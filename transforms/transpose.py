@@ -200,8 +200,9 @@ class Transposer:
             a = args[0]
             step = args[2] if len(args) > 2 else ir.const(1)
             count = self.namer.fresh("count")
-            pre.append(ir.assign(count, ir.call(ir.name("len"), [ir.call(ir.name("range"),
-                                                                          [copy.deepcopy(x) for x in args])]), s))
+            rng = self.namer.fresh("rng")
+            pre.append(ir.assign(rng, ir.call(ir.name("range"), [copy.deepcopy(x) for x in args]), s))
+            pre.append(ir.assign(count, ir.call(ir.name("len"), [ir.name(rng)]), s))
             self.ns.setdefault("len", len)
             cm1 = self.namer.fresh("count_1")
             pre.append(ir.assign(cm1, gast.BinOp(left=ir.name(count), op=gast.Sub(), right=ir.const(1)), s))
@@ -461,8 +462,10 @@ class Transposer:
             import numpy as np
             self.ns.setdefault("np", np)
             # a copy: the slot is zeroed right after
+            view = self.namer.fresh(f"{v.id}_bar_view")
             read = gast.Subscript(value=ir.name(self.bar(x)), slice=copy.deepcopy(t.slice), ctx=gast.Load())
-            out.append(ir.assign(item, ir.call("np.copy", [read]), s))
+            out.append(ir.assign(view, read, s))
+            out.append(ir.assign(item, ir.call("np.copy", [ir.name(view)]), s))
             self.ns["unbroadcast"] = helpers.unbroadcast
             red = self.namer.fresh(f"{v.id}_bar_sum")
             out.append(ir.assign(red, ir.call(ir.name("unbroadcast"),

@@ -256,6 +256,8 @@ for _attr in ("shape", "ndim", "dtype", "size"):
     register("attr." + _attr, kind="attribute", nondiff=True)
 
 len_ = register("len", len, spelling="len", nondiff=True)
+register("range", range, spelling="range", params=("start", "stop", "step"),
+         defaults={"stop": None, "step": None}, nondiff=True)
 register("slice", slice, spelling="slice", params=("start", "stop", "step"),
          defaults={"stop": None, "step": None}, nondiff=True)
 for _fn in (np.size, np.shape, np.ndim):

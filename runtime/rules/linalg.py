@@ -16,8 +16,23 @@ The JVP rules follow JAX's (jax/_src/lax/linalg.py, jax/_src/numpy/linalg.py):
 - norm: the Euclidean/Frobenius norm, d|x| = sum Re(conj(x) dx) / |x|.
 
 Rules call only registered primitives, so they can be differentiated again. The helper
-functions below (``tri_part``, ``euclid_guard``, ``block_upper``) are primitives of their
-own, linear, with JVP rules.
+functions below (``tri_part``, ``euclid_guard``, ``block_upper``, ...) are primitives of
+their own, linear, with JVP and transpose rules.
+
+Transposes (reverse mode) use JAX's bilinear pairing <u, v> = Re(sum(u * v)):
+
+- the bilinear products go through ``bprod_ta`` / ``bprod_tb`` (cotangent of the first /
+  second operand of the product named by ``kind``), whose own transposes are ``bprod`` and
+  each other -- the matmul_tx/matmul_ty pattern; np.einsum through ``einsum_ta`` ...
+  ``einsum_td`` (an einsum of the cotangent with the other operands, subscripts computed
+  at run time);
+- trace/diag/diagonal embed the cotangent on a diagonal (``trace_t``, ``diag_t``,
+  ``diagonal_t``);
+- solve in b: solve(a^T, ct); solve_triangular in b: ``solve_triangular_t`` (the solve with
+  the transposed flag);
+- matrix_power's JVP is ``matpow_jvp(a, da, n)``, linear in da, whose transpose is
+  matpow_jvp(a^T, ct, n) and whose JVP in a uses the block identity
+  d(a^n)[e] = upper-right block of [[a, e], [0, a]]^n, so it differentiates to any order.
 """
 
 import string

@@ -1021,14 +1021,14 @@ def register_numba():
         if is_none(axis):
             def impl(g, x, idx, axis=-1):
                 out = np.zeros((1, x.size), dt)
-                rows_take_t(gfix(np.ascontiguousarray(g)).reshape((1, idx.size)),
+                rows_take_t(np.ascontiguousarray(gfix(g)).reshape((1, idx.size)),
                             np.ascontiguousarray(idx).reshape((1, idx.size)), out)
                 return out.reshape(x.shape)
             return impl
 
         def impl_axis(g, x, idx, axis=-1):
             i = np.ascontiguousarray(np.moveaxis(idx, axis, -1))
-            gm = gfix(np.ascontiguousarray(np.moveaxis(g, axis, -1)))
+            gm = np.ascontiguousarray(gfix(np.moveaxis(g, axis, -1)))
             ax = axis + x.ndim if axis < 0 else axis
             n = x.shape[ax]
             rows = i.size // i.shape[-1] if i.shape[-1] else 0

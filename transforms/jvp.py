@@ -147,6 +147,8 @@ class _JVPPass:
         d.namespace = prune_namespace(self.ns, fdef)
         # shape witnesses for reverse mode: a tangent has the shape of its primal
         d.witness = {t: p for p, t in self.dots.items()}
+        base_lists = set(getattr(c, "list_params", ()))
+        d.list_params = base_lists | {self.dots[p] for p in base_lists if p in self.dots}
         d.params = params + tangent_params
         # arguments: the primal ones, then the tangents (same layout when all are active)
         if all(self.active_in) and len(c.params) == sum(count_leaves(a) for a in c.arg_skels):

@@ -339,8 +339,9 @@ class Linearizer:
                     if self.defs.get(n, 0) == 1:
                         top.add(n)
         out.safe = top
-        # runtime lists (built from list literals; their cotangents are lists too)
-        lists = set()
+        # runtime lists (built from list literals, or list parameters such as tapes; their
+        # cotangents are lists too)
+        lists = set(getattr(self.c, "list_params", ()))
         changed = True
         while changed:
             changed = False

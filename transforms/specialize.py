@@ -1962,6 +1962,10 @@ def build_spec(spec, fdef, globals_, builtins_, closure_values, _unused, param_n
         del spec.namespace[k]
     spec.fdef = new
     spec.params = flat_params
+    kinds = []
+    for skel in skels:
+        kinds.extend(_leaf_kinds(skel))
+    spec.list_params = {p for p, k in zip(flat_params, kinds) if k}
     spec.arg_skels = tuple(skels)
     spec.out_skel = out_skel
     spec.done = True

@@ -124,6 +124,10 @@ def split(callee, mask, witness_pairs=()):
         bwd.out_skel = STup(tuple, tuple(SLeaf() for _ in results))
         for d in (fwd, lin, bwd):
             d.filename = getattr(callee, "filename", "<generated>")
+        if not sp.packed:
+            # tapes travel as residual parameters: they are runtime lists
+            tapes = set(lz.tapes)
+            lin.list_params = bwd.list_params = {r for r in res_params if r in tapes}
         sp.done = True
     except BaseException:
         _SPLITS.pop(key, None)

@@ -27,12 +27,21 @@ def zero_tangent(x):
     return 0.0
 
 
+_FLOATS = (float, np.float64)
+
+
 def unbroadcast(g, like):
     """Sum `g` down to the shape of `like` (the transpose of NumPy broadcasting).
 
     A real `like` takes the real part of a complex `g` (the transpose of the implicit
     real -> complex promotion).
     """
+    tg, tl = type(g), type(like)
+    if tg in _FLOATS and tl in _FLOATS:  # the common scalar case, fast
+        return g
+    if tg is np.ndarray and tl is np.ndarray and g.shape == like.shape and \
+            (g.dtype.kind == like.dtype.kind or (g.dtype.kind == "f" and like.dtype.kind == "f")):
+        return g
     shape = np.shape(like)
     g = np.asarray(g) if np.ndim(g) else g
     nd = np.ndim(g)
@@ -83,6 +92,9 @@ def register_numba():
         if isinstance(x, types.Complex):
             return lambda x: 0j
         return lambda x: 0.0
+
+    from s2sad.runtime.rules import reductions
+    reductions.register_numba()
 
 
 def clip_inside(a, lo, hi):

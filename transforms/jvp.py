@@ -108,6 +108,7 @@ class _JVPPass:
         self.ns = dict(callee.namespace)
         self.namer = Namer(names_in(callee.fdef) | set(self.ns))
         self.dots: dict = {}
+        self.temp_witness: dict = {}
         self.filename = callee.filename
         self.loc = None
 
@@ -147,6 +148,8 @@ class _JVPPass:
         d.namespace = prune_namespace(self.ns, fdef)
         # shape witnesses for reverse mode: a tangent has the shape of its primal
         d.witness = {t: p for p, t in self.dots.items()}
+        for t, p in self.temp_witness.items():
+            d.witness.setdefault(t, p)
         base_lists = set(getattr(c, "list_params", ()))
         d.list_params = base_lists | {self.dots[p] for p in base_lists if p in self.dots}
         d.params = params + tangent_params
@@ -356,6 +359,8 @@ class _JVPPass:
             out.append(ir.assign(lhs, s.value, s))
             bindings["out"] = ir.tuple_([ir.name(n) for n in tmps]) if multi else ir.name(tmps[0])
             stmts, res = tpl.inline(bindings, self.namer, self.ns, target=target, loc=s)
+            if prim.elementwise and not multi:
+                self.note_temp_witnesses(stmts, tmps[0])
             out.extend(stmts)
             self.finish_tangents(outs, res, out)
             for t, n in zip(outs, tmps):
@@ -364,6 +369,10 @@ class _JVPPass:
         if needs_out:
             bindings["out"] = ir.tuple_([ir.name(t) for t in outs]) if multi else ir.name(outs[0])
         stmts, res = tpl.inline(bindings, self.namer, self.ns, target=target, loc=s)
+        if prim.elementwise and not multi and not conflict:
+            # the linear temporaries of an elementwise rule have (at most) the output's
+            # shape: the output is their shape witness in reverse mode
+            self.note_temp_witnesses(stmts, outs[0])
         if conflict:
             out.extend(stmts)
             self.finish_tangents(outs, res, out)
@@ -372,6 +381,19 @@ class _JVPPass:
             out.append(s)
             out.extend(stmts)
             self.finish_tangents(outs, res, out)
+
+    def note_temp_witnesses(self, stmts, primal):
+        tangents = set(self.dots.values())
+        linear = set()
+        for st in stmts:
+            if not (isinstance(st, gast.Assign) and isinstance(st.targets[0], gast.Name)):
+                continue
+            reads = {n.id for n in gast.walk(st.value) if isinstance(n, gast.Name)}
+            if reads & (tangents | linear):
+                name = st.targets[0].id
+                linear.add(name)
+                if name not in tangents:
+                    self.temp_witness[name] = primal
 
     def finish_tangents(self, outs, res, out):
         if len(outs) == 1 and not isinstance(res, tuple):

@@ -105,3 +105,31 @@ def test_tracebacks_show_generated_lines():
     gen = [f for f in frames if f.filename.startswith("<s2sad:")]
     assert gen, [f.filename for f in frames]
     assert gen[-1].line and "[5]" in gen[-1].line
+
+
+S_A = np.array([1., 2., -1.])
+S_B = np.array([2., 1., 0.])
+
+
+def _value(theta, state):
+    return np.dot(theta, state)
+
+
+def _td(theta):
+    return -0.5 * (1.0 + _value(theta, S_B) - _value(theta, S_A)) ** 2
+
+
+def test_module_source_names_each_specialization_once():
+    # _value is specialized twice (two captured states): the module text must keep
+    # them apart and re-execute to the same gradient
+    g = ad.grad(_td)
+    theta = np.array([0.1, -0.2, 0.3])
+    src = ad.source(g, theta)
+    defs = re.findall(r"^def (\w+)\(", src, flags=re.M)
+    assert len(defs) == len(set(defs)), src
+    from s2sad.transforms.emit import emit, namespace_of
+    ns = namespace_of(emit(g.specialize((ad.api.pipeline.skeleton_of(theta),))))
+    exec(compile(src, "<source>", "exec"), ns)
+    d = 1.0 + theta @ S_B - theta @ S_A
+    np.testing.assert_allclose(ns["_td_grad"](theta), -d * (S_B - S_A))
+    np.testing.assert_allclose(g(theta), -d * (S_B - S_A))

@@ -132,8 +132,39 @@ def module_source(root: Generated) -> str:
     head.extend(sorted(set(imports)))
     if captured:
         head.append("# values captured at transform time: " + ", ".join(sorted(set(captured))))
-    body = "\n\n".join(g.source.rstrip("\n") for g in gens)
+    body = "\n\n".join(_module_sources(gens))
     return "\n".join(head) + "\n\n\n" + body + "\n"
+
+
+def _module_sources(gens):
+    """Each function's source, with one module-wide name per generated function.
+
+    Two generated functions may share a name (two specializations of one user function)
+    and a caller may bind a callee under another name than its ``def``; in one module
+    text each gets a unique name and every call refers to it.
+    """
+    taken = set()
+    for g in gens:
+        taken.update(n.id for n in gast.walk(g.callee.fdef) if isinstance(n, gast.Name))
+        taken.update(k for k, v in g.callee.namespace.items() if not isinstance(v, ops.Callee))
+    names = {}
+    for g in gens:
+        base = g.callee.fdef.name
+        name, k = base, 1
+        while name in names.values() or (name in taken and g is not gens[0] and name != base):
+            name = f"{base}_{k}"
+            k += 1
+        names[id(g)] = name
+    out = []
+    for g in gens:
+        fdef = copy.deepcopy(g.callee.fdef)
+        fdef.name = names[id(g)]
+        refs = {k: names[id(emit(v))] for k, v in g.callee.namespace.items() if isinstance(v, ops.Callee)}
+        for n in gast.walk(fdef):
+            if isinstance(n, gast.Name) and n.id in refs:
+                n.id = refs[n.id]
+        out.append(unparse(fdef).rstrip("\n"))
+    return out
 
 
 def namespace_of(root: Generated) -> dict:

@@ -5,6 +5,9 @@
   reassigned there); ``t = <op>; a = t`` with ``t`` used only there becomes ``a = <op>``.
 - Dead code: an assignment of a pure operation whose value nobody reads (def-use chains
   from beniget) is removed; repeated until nothing changes.
+- Dead cycles and tapes: a mark-and-sweep over names removes pure statements that only
+  feed each other (a cursor that only counts itself) and tapes whose records nobody reads
+  (a list made here, only appended to and popped from into dead variables).
 
 Calls of generated functions and list mutations are kept (they may have effects).
 """
@@ -25,6 +28,8 @@ def simplify(fdef, namespace):
         rounds += 1
         changed = _propagate(fdef, namespace)
         changed |= _remove_dead(fdef, namespace)
+        if not changed:
+            changed = _sweep(fdef, namespace)
     ir.fill_empty_blocks(fdef)
     return fdef
 
@@ -183,3 +188,85 @@ def _remove_dead(fdef, namespace) -> bool:
             keep.append(s)
         block[:] = keep
     return changed
+
+
+def _tape_candidates(fdef):
+    """Lists made here (``t = []``) used only by append statements, ``v = t.pop()``,
+    ``t[i]`` and ``len(t)``: they never escape, so they are dead with their reads."""
+    made = {s.targets[0].id for s in gast.walk(fdef)
+            if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name)
+            and isinstance(s.value, gast.List) and not s.value.elts}
+    ok_nodes = set()
+    for n in gast.walk(fdef):
+        if isinstance(n, gast.Expr) and isinstance(n.value, gast.Call) \
+                and isinstance(n.value.func, gast.Attribute) and n.value.func.attr == "append" \
+                and isinstance(n.value.func.value, gast.Name):
+            ok_nodes.add(id(n.value.func.value))
+        elif isinstance(n, gast.Assign) and isinstance(n.value, gast.Call) \
+                and isinstance(n.value.func, gast.Attribute) and n.value.func.attr == "pop" \
+                and isinstance(n.value.func.value, gast.Name) and not n.value.args:
+            ok_nodes.add(id(n.value.func.value))
+        elif isinstance(n, gast.Subscript) and isinstance(n.value, gast.Name) \
+                and isinstance(n.ctx, gast.Load):
+            ok_nodes.add(id(n.value))
+        elif isinstance(n, gast.Call) and isinstance(n.func, gast.Name) and n.func.id == "len" \
+                and len(n.args) == 1 and isinstance(n.args[0], gast.Name):
+            ok_nodes.add(id(n.args[0]))
+    bad = {n.id for n in gast.walk(fdef) if isinstance(n, gast.Name)
+           and isinstance(n.ctx, gast.Load) and id(n) not in ok_nodes}
+    return made - bad
+
+
+def _sweep(fdef, namespace) -> bool:
+    """Mark and sweep over names: keep what effects, returns and control flow read."""
+    module = gast.Module(body=[fdef], type_ignores=[])
+    chains = _QuietChains()
+    chains.visit(module)
+    has_users = {id(d.node) for d in chains.locals[fdef] if d.users()}
+    tapes = _tape_candidates(fdef)
+    params = {a.id for a in fdef.args.args}
+    entries = []   # (stmt, removable, defs, uses)
+
+    def stores_used(node):
+        return {n.id for n in gast.walk(node) if isinstance(n, gast.Name)
+                and isinstance(n.ctx, gast.Store) and id(n) in has_users}
+
+    for block in _blocks(fdef):
+        for st in block:
+            if isinstance(st, gast.Expr) and isinstance(st.value, gast.Call) \
+                    and isinstance(st.value.func, gast.Attribute) and st.value.func.attr == "append" \
+                    and isinstance(st.value.func.value, gast.Name) and st.value.func.value.id in tapes:
+                entries.append((st, True, {st.value.func.value.id}, set(_loads(st))))
+            elif isinstance(st, gast.Assign) and isinstance(st.value, gast.Call) \
+                    and isinstance(st.value.func, gast.Attribute) and st.value.func.attr == "pop" \
+                    and isinstance(st.value.func.value, gast.Name) and st.value.func.value.id in tapes \
+                    and isinstance(st.targets[0], gast.Name):
+                t = st.value.func.value.id
+                entries.append((st, True, stores_used(st.targets[0]) | {t}, {t}))
+            elif _pure(st, namespace):
+                entries.append((st, True, stores_used(st.targets[0]), set(_loads(st.value))))
+            elif isinstance(st, (gast.If, gast.While)):
+                entries.append((st, False, set(), set(_loads(st.test))))
+            elif isinstance(st, gast.For):
+                entries.append((st, False, set(), set(_loads(st.iter))))
+            elif isinstance(st, gast.Try):
+                entries.append((st, False, set(), set()))
+            else:
+                entries.append((st, False, set(), set(_loads(st))))
+    live = set(params) & set()
+    for st, removable, defs, uses in entries:
+        if not removable:
+            live |= uses
+    changed = True
+    while changed:
+        changed = False
+        for st, removable, defs, uses in entries:
+            if removable and defs & live and not uses <= live:
+                live |= uses
+                changed = True
+    dead = {id(st) for st, removable, defs, uses in entries if removable and not defs & live}
+    if not dead:
+        return False
+    for block in _blocks(fdef):
+        block[:] = [st for st in block if id(st) not in dead]
+    return True

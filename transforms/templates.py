@@ -78,11 +78,14 @@ class Template:
     def _multi_output(self):
         return self.prim is not None and getattr(self.prim, "outputs", None) is not None
 
-    def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None):
+    def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None,
+               same_shape=()):
         """Inline the rule. Returns (statements, result) where result is an atom or Zero.
 
         `bindings` maps every parameter to an atom (or index node), a `Zero` or DEFAULT.
         With `target`, the result is assigned to that name (unless it is Zero).
+        `same_shape`: parameters known to have the shape and real dtype of the primitive's
+        output; ``unbroadcast(g, p)`` of such a parameter is ``g``.
         """
         from s2sad.transforms import ops
         env = {}
@@ -111,7 +114,12 @@ class Template:
                 result = _subst_atom(s.value, env, self)
                 break
             zeros = {}
-            value = _subst(copy.deepcopy(s.value), env, self, zeros)
+            value = s.value
+            if same_shape and isinstance(value, gast.Call) and isinstance(value.func, gast.Name) \
+                    and value.func.id == "unbroadcast" and len(value.args) == 2 \
+                    and isinstance(value.args[1], gast.Name) and value.args[1].id in same_shape:
+                value = value.args[0]
+            value = _subst(copy.deepcopy(value), env, self, zeros)
             if isinstance(value, gast.Tuple) and any(
                     isinstance(e, gast.Name) and e.id in zeros for e in value.elts):
                 # A tuple of results with symbolic zeros (multi-output rules): element-wise.

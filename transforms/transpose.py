@@ -425,7 +425,8 @@ class Transposer:
                     and self.st(arg.id) == ZERO and arg.id not in self.setitem_targets \
                     and sum(1 for a in op.args.values() if isinstance(a, gast.Name) and a.id == arg.id) == 1:
                 target = self.bar(arg.id)
-            stmts, res = tpl.inline(bindings, self.namer, self.ns, target=target, loc=s)
+            stmts, res = tpl.inline(bindings, self.namer, self.ns, target=target, loc=s,
+                                    same_shape=self.same_shape_params(prim, op.args))
             out.extend(stmts)
             if isinstance(arg, (gast.Tuple, gast.List)):
                 if not isinstance(res, tuple) or len(res) != len(arg.elts):
@@ -437,6 +438,25 @@ class Transposer:
             elif self.is_linear(arg):
                 contrib.setdefault(arg.id, []).append(res)
         return contrib
+
+    def same_shape_params(self, prim, args):
+        """Parameters of an elementwise primitive whose value has the output's shape and
+        dtype: every argument is one variable (or the tangents it witnesses) or a real
+        scalar literal."""
+        if not prim.elementwise:
+            return ()
+        ids = set()
+        for a in args.values():
+            if isinstance(a, gast.Name):
+                w = self.arg_witness.get(a.id) or self.L.witness.get(a.id) if a.id in self.L.linear else a.id
+                if w is None:
+                    return ()
+                ids.add(w)
+            elif not (isinstance(a, gast.Constant) and type(a.value) in (int, float, bool)):
+                return ()
+        if len(ids) != 1:
+            return ()
+        return tuple(p for p, a in args.items() if isinstance(a, gast.Name))
 
     def witness_atom(self, a):
         if isinstance(a, gast.Name) and a.id in self.L.linear:
@@ -541,3 +561,4 @@ class Transposer:
 
 def _same_class(a, b):
     return (a == b) or (_maybe(a) and _maybe(b))
+

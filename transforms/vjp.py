@@ -106,11 +106,6 @@ def split(callee, mask, witness_pairs=()):
             res_params = list(res_names)
             res_out = [ir.name(r) for r in res_names]
             unpack = []
-        sp.n_res = len(res_params)
-        fwd_ret = list(lz.primal_outs) + res_out
-        _finish(fwd, lz.primal_params, _tape_inits(lz) + lz.fwd_body, _tuple_or_atom(fwd_ret)
-                if len(fwd_ret) != 1 else ir.tuple_(fwd_ret), dict(ns))
-        fwd.out_skel = STup(tuple, tuple(SLeaf() for _ in fwd_ret))
         lin_body = unpack + [ir.assign(c, ir.const(0)) for c in lz.cursors] + copy.deepcopy(lz.lin_body)
         lin_ret = list(lz.linear_outs)
         _finish(lin, res_params + lz.linear_params, lin_body, ir.tuple_(lin_ret), dict(ns))
@@ -122,6 +117,21 @@ def split(callee, mask, witness_pairs=()):
         bwd_body = unpack + _cursor_inits(lz) + back
         _finish(bwd, res_params + cts, bwd_body, ir.tuple_(results), dict(ns))
         bwd.out_skel = STup(tuple, tuple(SLeaf() for _ in results))
+        if not sp.packed:
+            # residuals neither the linear program nor the backward sweep reads are not saved
+            used = _loads_of(lin.fdef) | _loads_of(bwd.fdef)
+            kept = [r for r in res_params if r in used]
+            if len(kept) != len(res_params):
+                res_params = kept
+                res_out = [ir.name(r) for r in kept]
+                for d in (lin, bwd):
+                    d.fdef.args.args = [a for a in d.fdef.args.args
+                                        if a.id in used or a.id not in res_names]
+                    d.params = [p for p in d.params if p in used or p not in res_names]
+        sp.n_res = len(res_params)
+        fwd_ret = list(lz.primal_outs) + res_out
+        _finish(fwd, lz.primal_params, _tape_inits(lz) + lz.fwd_body, ir.tuple_(fwd_ret), dict(ns))
+        fwd.out_skel = STup(tuple, tuple(SLeaf() for _ in fwd_ret))
         for d in (fwd, lin, bwd):
             d.filename = getattr(callee, "filename", "<generated>")
         if not sp.packed:
@@ -133,6 +143,11 @@ def split(callee, mask, witness_pairs=()):
         _SPLITS.pop(key, None)
         raise
     return sp
+
+
+def _loads_of(fdef):
+    body = gast.Module(body=fdef.body, type_ignores=[])
+    return {n.id for n in gast.walk(body) if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)}
 
 
 def _tape_inits(lz):

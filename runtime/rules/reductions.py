@@ -11,8 +11,15 @@ Conventions (JAX's):
 
 Rules only call registered primitives, so derivatives can be differentiated again. The
 module-level helpers below (`expand_reduced`, `prod_others`, `cumprod_tangent`,
-`median_weights`, `sort_order`, `take_along`) are primitives too, with Numba
-implementations installed by `register_numba()`. Inside rules the user's ``keepdims`` is
+`median_weights`, `sort_order`, `take_along`, and the transposes `rcumsum`,
+`cumprod_tangent_t`, `take_along_t`) are primitives too, with Numba implementations
+installed by `register_numba()`.
+
+Reverse mode: every linear primitive here (sum, mean, cumsum, expand_reduced, rcumsum,
+cumprod_tangent, cumprod_tangent_t, take_along, take_along_t) has a transpose rule for its
+linear parameter, under the bilinear pairing ``Re(sum(a * b))`` (no conjugation). Sums
+transpose to broadcasts (`expand_reduced` + `broadcast_like`) and back (`np.sum`),
+``cumsum`` to a reversed cumsum, ``take_along`` to a scatter-add. Inside rules the user's ``keepdims`` is
 passed through but never introduced, and means are written as ``np.sum(..) / n``
 (Numba has neither ``keepdims=True`` nor ``np.mean(x, axis=...)``).
 """

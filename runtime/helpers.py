@@ -315,6 +315,15 @@ def _register_numba_core(overload, types):
                 out[...] = v
                 return out
             return up
+        if nd == 1:
+            def same1(g, like):
+                out = fix(g)
+                if like.shape[0] == 1 and out.shape[0] != 1:
+                    r = np.empty(1, dtype=out.dtype)
+                    r[0] = out.sum()
+                    return r
+                return out
+            return same1
 
         def same(g, like):
             out = fix(g)

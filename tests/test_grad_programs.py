@@ -94,3 +94,11 @@ def test_second_order_through_loops_and_inplace():
         np.testing.assert_allclose(H, fd, rtol=1e-5, atol=1e-7)
         gg = ad.grad(lambda x: np.sum(g(x)))(x)
         np.testing.assert_allclose(gg, np.sum(np.atleast_2d(fd), axis=0) if np.ndim(x) else fd, rtol=1e-5, atol=1e-7)
+
+
+def test_gradients_are_writeable_arrays():
+    # the cotangent of a sum is a broadcast view inside generated code; users get arrays
+    g = ad.grad(lambda x: np.sum(x))(np.ones((3, 4)))
+    assert g.flags.writeable and g.strides != (0, 0)
+    g[0, 0] = 5.0
+    np.testing.assert_array_equal(g[1], np.ones(4))

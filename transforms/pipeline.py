@@ -65,6 +65,8 @@ def build_value(skel, leaves, pos=None):
     if isinstance(skel, SLeaf):
         v = leaves[pos[0]]
         pos[0] += 1
+        if type(v) is np.ndarray and not v.flags.writeable:
+            v = v.copy()  # a broadcast view (a cotangent of a sum) becomes an array of its own
         return v
     if isinstance(skel, SConst):
         return skel.value

@@ -67,10 +67,14 @@ def tangent_skel(out_skel, active_out):
     return walk(out_skel)
 
 
-def jvp_callee(callee, active_in) -> Derived:
-    """The JVP of `callee` for the given active parameters (cached)."""
+def jvp_callee(callee, active_in, reverse=False) -> Derived:
+    """The JVP of `callee` for the given active parameters (cached).
+
+    `reverse`: the JVP is only linearized and transposed (reverse mode), never run as
+    forward mode: a `custom_vjp` function is then allowed (its tangent is an opaque linear
+    call whose transpose is the user's ``bwd``)."""
     active_in = tuple(bool(a) for a in active_in)
-    key = (id(callee), active_in)
+    key = (id(callee), active_in, bool(reverse))
     hit = _JVPS.get(key)
     if hit is not None and hit[0] is callee:
         return hit[1]
@@ -86,7 +90,7 @@ def jvp_callee(callee, active_in) -> Derived:
     d = Derived("jvp", callee, name)
     _JVPS[key] = (callee, d)
     try:
-        _JVPPass(callee, d, active_in).run()
+        _JVPPass(callee, d, active_in, reverse).run()
     except BaseException:
         _JVPS.pop(key, None)
         raise
@@ -94,17 +98,22 @@ def jvp_callee(callee, active_in) -> Derived:
 
 
 def _callee_outputs(callee, mask, stmt):
-    d = jvp_callee(callee, mask)
+    from s2sad.runtime.custom import custom_vjp
+    if isinstance(getattr(callee, "custom", None), custom_vjp):
+        # opaque to activity: every output of a custom_vjp call with active inputs is active
+        return [True] * max(1, count_leaves(callee.out_skel) if callee.out_skel is not None else 1)
+    d = jvp_callee(callee, mask, True)
     if not d.done:  # recursion: assume every output is active
         return [True] * max(1, count_leaves(callee.out_skel) if callee.out_skel is not None else 1)
     return list(d.active_out)
 
 
 class _JVPPass:
-    def __init__(self, callee, derived, active_in):
+    def __init__(self, callee, derived, active_in, reverse=False):
         self.c = callee
         self.d = derived
         self.active_in = active_in
+        self.reverse = reverse
         self.ns = dict(callee.namespace)
         self.namer = Namer(names_in(callee.fdef) | set(self.ns))
         self.dots: dict = {}
@@ -127,11 +136,14 @@ class _JVPPass:
         c, d = self.c, self.d
         params = list(c.params)
         active_params = {p for p, a in zip(params, self.active_in) if a}
-        self.act = activity_mod.analyze(c.fdef, self.ns, active_params, _callee_outputs, self.filename)
+        # work on a copy: statements without tangent parts are emitted as they are, and
+        # the passes after this one rewrite them in place
+        src = copy.deepcopy(c.fdef)
+        self.act = activity_mod.analyze(src, self.ns, active_params, _callee_outputs, self.filename)
         # Which outputs are active: any return of an active variable at that position.
         n_out = count_leaves(c.out_skel)
         flags = [False] * n_out
-        for r in _returns(c.fdef):
+        for r in _returns(src):
             for i, a in enumerate(_return_atoms(r, n_out)):
                 if self.act.is_active_atom(a):
                     flags[i] = True
@@ -140,8 +152,8 @@ class _JVPPass:
         for p in params:
             self.namer.reserve(p)
         tangent_params = [self.dot(p) for p in params if p in active_params]
-        body = self.block(c.fdef.body)
-        fdef = ir.function_def(d.name, params + tangent_params, body, loc=c.fdef)
+        body = self.block(src.body)
+        fdef = ir.function_def(d.name, params + tangent_params, body, loc=src)
         ir.fill_empty_blocks(fdef)
         simplify(fdef, self.ns)
         d.fdef = fdef
@@ -427,11 +439,14 @@ class _JVPPass:
         custom = getattr(callee, "custom", None)
         from s2sad.runtime.custom import custom_jvp, custom_vjp
         if isinstance(custom, custom_vjp):
-            raise TypeError("can't apply forward-mode autodiff (jvp) to a custom_vjp function.")
+            if not self.reverse:
+                raise TypeError("can't apply forward-mode autodiff (jvp) to a custom_vjp function.")
+            self.custom_vjp_call(s, op, outs, mask, custom, out)
+            return
         if isinstance(custom, custom_jvp):
             self.custom_call(s, op, outs, mask, custom, out)
             return
-        jc = jvp_callee(callee, mask)
+        jc = jvp_callee(callee, mask, self.reverse)
         name = self._bind(jc)
         args = list(op.call_args) + [ir.name(self.dot(a.id)) for a, m in zip(op.call_args, mask) if m]
         flags = jc.active_out if jc.done else (True,) * len(outs or [None])
@@ -462,6 +477,67 @@ class _JVPPass:
         self.namer.reserve(name)
         self.ns[name] = callee
         return name
+
+    def custom_vjp_call(self, s, op, outs, mask, cv, out):
+        """Reverse mode through a custom_vjp function: the user's fwd, then an opaque linear
+        call whose transpose is the user's bwd (see `custom_vjp`)."""
+        from s2sad.transforms.custom_vjp import VJPCall, atom_of
+        from s2sad.transforms.specialize import specialize_call, emitter
+        from s2sad.transforms.values import Const, Tup, flatten, unflatten
+        spec = op.callee
+        if cv.fwd is None or cv.bwd is None:
+            raise self.error(f"the custom_vjp function {spec.name} has no VJP rule",
+                             hint="define one with .defvjp(fwd, bwd)")
+        b = emitter(self.ns, self.namer, self.filename, s)
+        leaves = [self._av_of(a) for a in op.call_args]
+        pos = [0]
+        args = [unflatten(sk, leaves, pos) for sk in spec.arg_skels]
+        stmts = []
+        fwd_spec, fwd_leaves = specialize_call(b, Const(cv.fwd), args, {}, stmts)
+        res = b.emit_call(fwd_spec, fwd_leaves, None, stmts, False)
+        out.extend(stmts)
+        if not isinstance(res, Tup) or len(res.items) != 2:
+            raise self.error(f"the fwd rule of custom_vjp function {spec.name} must return a pair "
+                             f"(primal_out, residuals)")
+        p_skel, p_leaves = flatten(b.as_leaves(res.items[0]))
+        if p_skel != spec.out_skel and count_leaves(p_skel) != count_leaves(spec.out_skel):
+            raise self.error(f"the fwd rule of custom_vjp function {spec.name} returns a primal "
+                             f"output of another structure than the function")
+        r_skel, r_leaves = flatten(b.as_leaves(res.items[1]))
+        nondiff = set(cv.nondiff_argnums)
+        nd_args = [a for i, a in enumerate(args) if i in nondiff]
+        diff_args = [a for i, a in enumerate(args) if i not in nondiff]
+        nd_skels, nd_leaves, diff_skels, diff_leaves = [], [], [], []
+        for a in nd_args:
+            sk, lv = flatten(a)
+            nd_skels.append(sk)
+            nd_leaves.extend(lv)
+        for a in diff_args:
+            sk, lv = flatten(a)
+            diff_skels.append(sk)
+            diff_leaves.extend(lv)
+        call = VJPCall(cv, spec, r_skel, tuple(nd_skels), tuple(diff_skels), self.filename,
+                       getattr(s, "lineno", None))
+        name = self._bind(call)
+        pre = []
+        tangents = [self.materialize(self.tangent_of(atom_of(l)), pre) for l in diff_leaves]
+        out.extend(pre)
+        c_args = [atom_of(l) for l in r_leaves + nd_leaves + diff_leaves] + list(tangents)
+        for n, pl in zip(outs, p_leaves):
+            out.append(ir.assign(n, atom_of(pl), s))
+        dots = [self.dot(n) if n in self.act else self.namer.fresh("unused_dot") for n in outs]
+        if not dots:
+            return
+        target = ir.store(dots[0]) if len(dots) == 1 else ir.tuple_([ir.store(d) for d in dots], gast.Store())
+        out.append(ir.assign(target, ir.call(ir.name(name), c_args), s))
+
+    def _av_of(self, atom):
+        from s2sad.transforms.values import Const, Dyn
+        if isinstance(atom, gast.Name):
+            if atom.id in self.ns:
+                return Const(self.ns[atom.id], atom.id)
+            return Dyn(atom.id)
+        return Const(atom.value)
 
     def custom_call(self, s, op, outs, mask, cj, out):
         """Forward mode through a custom_jvp function: call its rule."""

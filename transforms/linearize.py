@@ -149,7 +149,7 @@ class Linearizer:
                     if op.kind == "call":
                         mask = tuple(isinstance(a, gast.Name) and a.id in linear for a in op.call_args)
                         if any(mask):
-                            split = split_callee(op.callee, mask)
+                            split = split_callee(op.callee, mask, self._witness_pairs(op, mask))
                             mixed[id(s)] = (op, mask, split)
                             for n, m in zip(outs, split.out_mask):
                                 if m and n not in linear:
@@ -190,6 +190,21 @@ class Linearizer:
         self.lin_stmts = lin_stmts
         self.mixed = mixed
         self._check()
+
+    def _witness_pairs(self, op, mask):
+        """For a callee without shape witnesses of its own (a custom_jvp rule): pair each
+        linear parameter with the primal parameter that receives the argument's witness."""
+        from s2sad.transforms.vjp import _witness_of
+        own = _witness_of(op.callee)
+        by_arg = {a.id: p for a, p, m in zip(op.call_args, op.callee.params, mask)
+                  if not m and isinstance(a, gast.Name)}
+        out = []
+        for a, p, m in zip(op.call_args, op.callee.params, mask):
+            if m and p not in own:
+                w = self.primal_of.get(a.id) or self.witness.get(a.id)
+                if w in by_arg:
+                    out.append((p, by_arg[w]))
+        return tuple(out)
 
     def _check(self):
         def visit(block):
@@ -640,6 +655,14 @@ class Linearizer:
         ltarget = ir.tuple_([ir.store(n) for n in l_outs], gast.Store())
         new = ir.assign(ltarget, lcall, s) if l_outs else ir.expr_stmt(lcall, s)
         self.ann(new)['mixed'] = (split, mask, op.callee, len(res))
+        # witnesses of the linear outputs, for explicit zero cotangents (unused ones are
+        # dropped once the backward sweep is known)
+        out_w = {}
+        for n in l_outs:
+            w = self.primal_of.get(n) or self.witness.get(n)
+            if w is not None and w not in self.linear:
+                out_w[n] = self.read_residual(ir.name(w), fwd, snaps, local_res, kind="meta").id
+        self.ann(new)['out_witness'] = out_w
         lin.append(new)
 
     def _bind(self, callee):

@@ -398,7 +398,7 @@ def _jacrev_callee(spec, argnums, has_aux, name):
         for k in range(lo, hi):
             active[k] = True
     in_leaves = [k for k in range(len(params)) if active[k]]
-    jc = jvp_callee(spec, active)
+    jc = jvp_callee(spec, active, reverse=True)
     mask = [False] * len(params) + [True] * (len(jc.params) - len(params))
     sp = split(jc, mask)
     n_primal = count_leaves(spec.out_skel)
@@ -656,7 +656,7 @@ def _vjp_inside(b, args, kwargs, out):
     spec, leaves = _spec_for(b, args[0], list(args[1:]), {}, out)
     n_args = sum(count_leaves(s) for s in spec.arg_skels)
     active = [True] * n_args + [False] * (len(spec.params) - n_args)
-    jc = jvp_callee(spec, active)
+    jc = jvp_callee(spec, active, reverse=True)
     mask = [False] * len(spec.params) + [True] * (len(jc.params) - len(spec.params))
     sp = split(jc, mask)
     n_primal = len([m for m in sp.out_mask if not m])

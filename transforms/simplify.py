@@ -5,6 +5,8 @@
   reassigned there); ``t = <op>; a = t`` with ``t`` used only there becomes ``a = <op>``.
 - Dead code: an assignment of a pure operation whose value nobody reads (def-use chains
   from beniget) is removed; repeated until nothing changes.
+- A call of a generated function that only passes some of its parameters through
+  (``return (a, c)``) becomes plain assignments.
 - Dead cycles and tapes: a mark-and-sweep over names removes pure statements that only
   feed each other (a cursor that only counts itself) and tapes whose records nobody reads
   (a list made here, only appended to and popped from into dead variables).
@@ -13,6 +15,8 @@ Calls of generated functions and list mutations are kept (they may have effects)
 """
 
 from __future__ import annotations
+
+import copy
 
 import gast
 
@@ -26,7 +30,8 @@ def simplify(fdef, namespace):
     rounds = 0
     while changed and rounds < 20:
         rounds += 1
-        changed = _propagate(fdef, namespace)
+        changed = _inline_passthrough(fdef, namespace)
+        changed |= _propagate(fdef, namespace)
         changed |= _remove_dead(fdef, namespace)
         if not changed:
             changed = _sweep(fdef, namespace)
@@ -80,6 +85,57 @@ class _Rename(gast.NodeTransformer):
 
 def _count(names, name):
     return sum(1 for n in names if n == name)
+
+
+def _passthrough(callee):
+    """For a callee whose body is ``return (p_i, p_j, ...)``: the parameter positions."""
+    fd = getattr(callee, "fdef", None)
+    if fd is None or len(fd.body) != 1 or not isinstance(fd.body[0], gast.Return):
+        return None
+    params = [a.id for a in fd.args.args]
+    v = fd.body[0].value
+    elts = v.elts if isinstance(v, gast.Tuple) else [v]
+    if not all(isinstance(e, gast.Name) and e.id in params for e in elts):
+        return None
+    return [params.index(e.id) for e in elts], isinstance(v, gast.Tuple)
+
+
+def _inline_passthrough(fdef, namespace) -> bool:
+    changed = False
+    for block in _blocks(fdef):
+        i = 0
+        while i < len(block):
+            s = block[i]
+            i += 1
+            if not (isinstance(s, gast.Assign) and isinstance(s.value, gast.Call)
+                    and isinstance(s.value.func, gast.Name) and not s.value.keywords):
+                continue
+            callee = namespace.get(s.value.func.id)
+            if not isinstance(callee, ops.Callee):
+                continue
+            pt = _passthrough(callee)
+            if pt is None:
+                continue
+            positions, is_tuple = pt
+            args = s.value.args
+            t = s.targets[0]
+            if len(args) != len(callee.fdef.args.args) or not all(ir.is_atom(a) for a in args):
+                continue
+            if is_tuple and isinstance(t, gast.Tuple) and len(t.elts) == len(positions) \
+                    and all(isinstance(e, gast.Name) for e in t.elts):
+                targets = [e.id for e in t.elts]
+            elif not is_tuple and isinstance(t, gast.Name):
+                targets = [t.id]
+            else:
+                continue
+            srcs = [args[k] for k in positions]
+            if set(targets) & {a.id for a in srcs if isinstance(a, gast.Name)}:
+                continue  # a swap; keep the call
+            new = [ir.copy_loc(ir.assign(n, copy.deepcopy(a)), s) for n, a in zip(targets, srcs)]
+            block[i - 1:i] = new
+            i += len(new) - 1
+            changed = True
+    return changed
 
 
 def _propagate(fdef, namespace) -> bool:

@@ -389,8 +389,9 @@ class Transposer:
         if all(self.st(o) == ZERO for o in outs):
             return
         cts = []
+        out_w = self.ann(s).get("out_witness", {})
         for o in outs:
-            self.ensure_value(o, self.L.witness.get(o), out)
+            self.ensure_value(o, out_w.get(o) or self.L.witness.get(o), out)
             cts.append(ir.name(self.bar(o)))
         contrib = self.rule_contributions(s, op, ir.tuple_(cts), out)
         for o in outs:
@@ -519,8 +520,9 @@ class Transposer:
         if outs and all(self.st(o) == ZERO for o in outs):
             return
         cts = []
+        out_w = self.ann(s).get("out_witness", {})
         for o in outs:
-            self.ensure_value(o, self.L.witness.get(o), out)
+            self.ensure_value(o, out_w.get(o) or self.L.witness.get(o), out)
             cts.append(ir.name(self.bar(o)))
         for o in outs:
             self.state[o] = ZERO

@@ -74,6 +74,8 @@ def _witness_of(callee):
 def split(callee, mask, witness_pairs=()):
     """Split a callee whose parameters `mask` are linear (cached)."""
     mask = tuple(mask)
+    if hasattr(callee, "split_for"):  # a callee that brings its own split (custom_vjp)
+        return callee.split_for(mask)
     key = (id(callee), mask, tuple(witness_pairs))
     hit = _SPLITS.get(key)
     if hit is not None and hit[0] is callee:
@@ -209,7 +211,7 @@ def grad_callee(spec, active, seeds, result, name=None):
     """
     from s2sad.runtime import helpers
     from s2sad.transforms.jvp import jvp_callee
-    jc = jvp_callee(spec, active)
+    jc = jvp_callee(spec, active, reverse=True)
     n_primal = count_leaves(spec.out_skel)
     n_out = count_leaves(jc.out_skel)
     linear_out = tuple(i >= n_primal for i in range(n_out))

@@ -266,7 +266,7 @@ def vjp(fun, *primals, has_aux=False):
     for p, sk in zip(primals, skels):
         pipeline.leaves_of(p, sk, leaves)
     active = [_is_float_leaf(p) for p in leaves]
-    jc = jvp_callee(spec, active)
+    jc = jvp_callee(spec, active, reverse=True)
     n_out = count_leaves(spec.out_skel)
     mask = [False] * len(spec.params) + [True] * (len(jc.params) - len(spec.params))
     sp = split(jc, mask)

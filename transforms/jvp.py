@@ -20,7 +20,7 @@ from s2sad.errors import TransformError
 from s2sad.transforms import activity as activity_mod
 from s2sad.transforms import ir, ops
 from s2sad.transforms.naming import Namer, names_in
-from s2sad.transforms.simplify import simplify
+from s2sad.transforms.simplify import resolve, simplify
 from s2sad.transforms.templates import Zero
 from s2sad.transforms.values import SConst, SLeaf, STup, count_leaves
 
@@ -155,13 +155,17 @@ class _JVPPass:
         body = self.block(src.body)
         fdef = ir.function_def(d.name, params + tangent_params, body, loc=src)
         ir.fill_empty_blocks(fdef)
-        simplify(fdef, self.ns)
+        renames = {}
+        simplify(fdef, self.ns, renames)
         d.fdef = fdef
         d.namespace = prune_namespace(self.ns, fdef)
-        # shape witnesses for reverse mode: a tangent has the shape of its primal
-        d.witness = {t: p for p, t in self.dots.items()}
+        # shape witnesses for reverse mode: a tangent has the shape of its primal (under
+        # the names copy propagation left)
+        d.witness = {}
+        for p, t in self.dots.items():
+            d.witness.setdefault(resolve(renames, t), resolve(renames, p))
         for t, p in self.temp_witness.items():
-            d.witness.setdefault(t, p)
+            d.witness.setdefault(resolve(renames, t), resolve(renames, p))
         base_lists = set(getattr(c, "list_params", ()))
         d.list_params = base_lists | {self.dots[p] for p in base_lists if p in self.dots}
         d.params = params + tangent_params

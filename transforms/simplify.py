@@ -25,13 +25,15 @@ from s2sad.transforms import ir, ops
 _IMPURE = {"method.pop", "method.append"}
 
 
-def simplify(fdef, namespace):
+def simplify(fdef, namespace, renames=None):
+    """Simplify in place. `renames` (a dict), when given, records each variable that copy
+    propagation replaced by another (old -> new)."""
     changed = True
     rounds = 0
     while changed and rounds < 20:
         rounds += 1
         changed = _inline_passthrough(fdef, namespace)
-        changed |= _propagate(fdef, namespace)
+        changed |= _propagate(fdef, namespace, renames)
         changed |= _remove_dead(fdef, namespace)
         if not changed:
             changed = _sweep(fdef, namespace)
@@ -40,6 +42,15 @@ def simplify(fdef, namespace):
 
 
 # ------------------------------------------------------------------ helpers
+
+def resolve(renames, name):
+    """The name `name` ended up as after the renames simplify recorded."""
+    seen = set()
+    while name in renames and name not in seen:
+        seen.add(name)
+        name = renames[name]
+    return name
+
 
 def _stores(node):
     return [n.id for n in gast.walk(node) if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)]
@@ -138,7 +149,7 @@ def _inline_passthrough(fdef, namespace) -> bool:
     return changed
 
 
-def _propagate(fdef, namespace) -> bool:
+def _propagate(fdef, namespace, renames=None) -> bool:
     changed = False
     all_stores = _stores(fdef)
     all_loads = _loads(fdef)
@@ -163,6 +174,8 @@ def _propagate(fdef, namespace) -> bool:
                     and _count(all_loads, a) == _count(rest_loads, a) and a not in namespace):
                 for st in rest:
                     _Rename(a, b).visit(st)
+                if renames is not None:
+                    renames[a] = b
                 del block[i]
                 all_stores = _stores(fdef)
                 all_loads = _loads(fdef)
@@ -179,6 +192,8 @@ def _propagate(fdef, namespace) -> bool:
                         if all(a not in _stores(x) and a not in _loads(x) for x in between) \
                                 and a not in _loads(d.value):
                             d.targets[0].id = a
+                            if renames is not None:
+                                renames[b] = a
                             del block[i]
                             all_stores = _stores(fdef)
                             all_loads = _loads(fdef)

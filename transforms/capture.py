@@ -147,13 +147,13 @@ def _find_def(tree, code: types.CodeType):
 
 
 def _lambda_name(tree, lam) -> str:
-    """`f = lambda ...` -> 'f'; otherwise 'lambda'."""
+    """`f = lambda ...` -> 'f'; otherwise 'lambda_' (a keyword cannot name a def)."""
     for node in gast.walk(tree):
         if isinstance(node, gast.Assign) and node.value is lam and len(node.targets) == 1:
             t = node.targets[0]
             if isinstance(t, gast.Name):
                 return t.id
-    return "lambda"
+    return "lambda_"
 
 
 def lambda_to_def(lam: gast.Lambda, name: str) -> gast.FunctionDef:
@@ -196,7 +196,7 @@ def _source_node(fn) -> tuple[gast.FunctionDef, str]:
                              filename=filename, lineno=node.lineno)
     node = copy.deepcopy(node)
     if isinstance(node, gast.Lambda):
-        name = _lambda_name(tree, _find_lambda(tree, code)) if tree is not None else "lambda"
+        name = _lambda_name(tree, _find_lambda(tree, code)) if tree is not None else "lambda_"
         node = lambda_to_def(node, name)
     else:
         node.decorator_list = []

@@ -129,33 +129,18 @@ class VJPCall(ops.Callee):
         where = f"the bwd rule of custom_vjp function {self.spec.name}"
         spec, args = specialize_call(b, Const(self.cv.bwd), nds + [res, ct], {}, stmts)
         out = b.emit_call(spec, args, None, stmts, False)
-        n_diff_args = len(self.diff_skels)
-        if not isinstance(out, Tup) or isinstance(out, Tup) and out.kind not in (tuple, list):
-            raise self.error(f"{where} must return a tuple with one cotangent per differentiable "
-                             f"argument ({n_diff_args}), not {_describe(out)}")
-        if len(out.items) != n_diff_args:
-            raise self.error(f"{where} must return a tuple with one cotangent per differentiable "
-                             f"argument: {n_diff_args} expected, {len(out.items)} returned",
-                             hint="use None for an argument whose cotangent is zero; nondiff "
-                                  "arguments get no cotangent")
-        flat = []
-        for i, (item, p_av, skel) in enumerate(zip(out.items, primals, self.diff_skels)):
-            p_leaves = flatten(p_av)[1]
-            if isinstance(item, Const) and item.value is None:
-                ns["zero_tangent"] = helpers.zero_tangent
-                for pl in p_leaves:
-                    z = namer.fresh(f"{pl.var}_zero")
-                    stmts.append(ir.assign(z, ir.call(ir.name("zero_tangent"), [ir.name(pl.var)])))
-                    flat.append(ir.name(z))
-                continue
-            c_skel, c_leaves = flatten(b.as_leaves(item))
-            if count_leaves(c_skel) != len(p_leaves) or len(c_leaves) != len(p_leaves):
-                raise self.error(f"{where} returns a cotangent for argument {i} whose structure "
-                                 f"differs from the argument's")
-            for cl in c_leaves:
-                flat.append(ir.name(cl.var) if isinstance(cl, Dyn) else ir.const(cl.value))
+        try:
+            flat = self._cotangents(out, primals, stmts, ns, namer, b, where)
+        except TransformError as e:
+            # JAX checks bwd's output after bwd ran, so a breakpoint in bwd is reached
+            # first (the texts' pdb example): raise the error there too
+            ns["TypeError"] = TypeError
+            stmts.append(gast.Raise(exc=ir.call(ir.name("TypeError"), [ir.const(str(e))]), cause=None))
+            flat = [ir.const(0.0) for _ in range(self.n_diff)]
         ret = [flat[i] for i in linear_t]
-        fdef = ir.function_def(d.name, kept + cts, stmts + [gast.Return(value=ir.tuple_(ret))], loc=None)
+        raises = bool(stmts) and isinstance(stmts[-1], gast.Raise)
+        body = stmts if raises else stmts + [gast.Return(value=ir.tuple_(ret))]
+        fdef = ir.function_def(d.name, kept + cts, body, loc=None)
         ir.fill_empty_blocks(fdef)
         simplify(fdef, ns)
         d.fdef = fdef
@@ -165,6 +150,39 @@ class VJPCall(ops.Callee):
         d.arg_skels = tuple(SLeaf() for _ in d.params)
         d.done = True
         return d
+
+
+def _cotangents_impl(self, out, primals, stmts, ns, namer, b, where):
+    from s2sad.runtime import helpers
+    n_diff_args = len(self.diff_skels)
+    if not isinstance(out, Tup) or out.kind not in (tuple, list):
+        raise self.error(f"{where} must return a tuple with one cotangent per differentiable "
+                         f"argument ({n_diff_args}), not {_describe(out)}")
+    if len(out.items) != n_diff_args:
+        raise self.error(f"{where} must return a tuple with one cotangent per differentiable "
+                         f"argument: {n_diff_args} expected, {len(out.items)} returned",
+                         hint="use None for an argument whose cotangent is zero; nondiff "
+                              "arguments get no cotangent")
+    flat = []
+    for i, (item, p_av) in enumerate(zip(out.items, primals)):
+        p_leaves = flatten(p_av)[1]
+        if isinstance(item, Const) and item.value is None:
+            ns["zero_tangent"] = helpers.zero_tangent
+            for pl in p_leaves:
+                z = namer.fresh(f"{pl.var}_zero")
+                stmts.append(ir.assign(z, ir.call(ir.name("zero_tangent"), [ir.name(pl.var)])))
+                flat.append(ir.name(z))
+            continue
+        c_skel, c_leaves = flatten(b.as_leaves(item))
+        if count_leaves(c_skel) != len(p_leaves) or len(c_leaves) != len(p_leaves):
+            raise self.error(f"{where} returns a cotangent for argument {i} whose structure "
+                             f"differs from the argument's")
+        for cl in c_leaves:
+            flat.append(ir.name(cl.var) if isinstance(cl, Dyn) else ir.const(cl.value))
+    return flat
+
+
+VJPCall._cotangents = _cotangents_impl
 
 
 def _describe(av):

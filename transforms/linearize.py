@@ -348,10 +348,14 @@ class Linearizer:
         # names defined once at the top level (or parameters): available everywhere in the
         # backward sweep, so they can shape explicit zeros anywhere
         top = {p for p in self.c.params if self.defs.get(p, 0) == 1}
+        n_stores = {}
+        for st in gast.walk(ir.function_def("f", [], fwd)):
+            if isinstance(st, gast.Name) and isinstance(st.ctx, gast.Store):
+                n_stores[st.id] = n_stores.get(st.id, 0) + 1
         for st in fwd:
             if isinstance(st, gast.Assign):
                 for n in stores(st.targets[0]):
-                    if self.defs.get(n, 0) == 1:
+                    if self.defs.get(n, 0) == 1 or (n not in self.defs and n_stores.get(n) == 1):
                         top.add(n)
         out.safe = top
         # runtime lists (built from list literals, or list parameters such as tapes; their
@@ -642,13 +646,18 @@ class Linearizer:
             res = [self.namer.fresh(f"{op.callee.name}_res")]
         else:
             res = [self.namer.fresh(f"{op.callee.name}_res{i}") for i in range(split.n_res)]
-        targets = [ir.store(n) for n in p_outs + res]
+        wit = [self.namer.fresh(f"{n[:-4] if n.endswith('_dot') else n}_like")
+               for n in l_outs] if getattr(split, "n_wit", 0) == len(l_outs) and l_outs else []
+        targets = [ir.store(n) for n in p_outs + res + wit]
         call = ir.call(ir.name(fname), [copy.deepcopy(a) for a in p_args])
         stmt = ir.assign(ir.tuple_(targets, gast.Store()), call, s)
         fwd.append(stmt)
-        for n in p_outs + res:
+        for n in p_outs + res + wit:
             snaps.pop(n, None)
             local_res.append((n, stmt))
+        for n, w in zip(l_outs, wit):
+            if self.primal_of.get(n) is None and self.witness.get(n) is None:
+                self.witness[n] = w
         for r in res:
             self.use(r)
         lcall = ir.call(ir.name(lname), [ir.name(r) for r in res] + [copy.deepcopy(a) for a in l_args])

@@ -38,6 +38,7 @@ class Split:
         self.bwd = bwd
         self.out_mask = out_mask
         self.n_res = None
+        self.n_wit = 0            # shape witnesses of the linear outputs fwd returns last
         self.packed = False
         self.done = False
 
@@ -132,6 +133,13 @@ def split(callee, mask, witness_pairs=()):
                     d.params = [p for p in d.params if p in used or p not in res_names]
         sp.n_res = len(res_params)
         fwd_ret = list(lz.primal_outs) + res_out
+        if not (isinstance(callee, Derived) and callee.kind == "jvp") and not sp.packed:
+            # a plain function (a custom_jvp rule) called with tangents: its callers have no
+            # shape witnesses for the tangents it returns, so fwd returns them
+            wits = [lz.witness.get(a.id) if isinstance(a, gast.Name) else None for a in lz.linear_outs]
+            if wits and all(w is not None and w in lz.safe for w in wits):
+                fwd_ret += [ir.name(w) for w in wits]
+                sp.n_wit = len(wits)
         _finish(fwd, lz.primal_params, _tape_inits(lz) + lz.fwd_body, ir.tuple_(fwd_ret), dict(ns))
         fwd.out_skel = STup(tuple, tuple(SLeaf() for _ in fwd_ret))
         for d in (fwd, lin, bwd):

@@ -60,6 +60,26 @@ class custom_vjp:
         return self.fun(*args, **kwargs)
 
 
+class Checkpointed:
+    """``ad.checkpoint(fun)``: behaves like `fun`; in reverse mode its calls save only their
+    inputs and recompute their intermediates in the backward sweep."""
+
+    def __init__(self, fun, policy=None):
+        functools.update_wrapper(self, fun)
+        if policy is not None:
+            raise TypeError("ad.checkpoint: no policy is supported yet (policy=None saves only "
+                            "the inputs of each call)")
+        self.fun = fun
+        self.policy = policy
+        self.nondiff_argnums = ()
+
+    def __call__(self, *args, **kwargs):
+        return self.fun(*args, **kwargs)
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else functools.partial(self, obj)
+
+
 def _combined_jvps_rule(cj, jvps):
     """Write the rule ``defjvps`` describes as Python source, so it can be transformed."""
     import linecache

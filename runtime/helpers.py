@@ -93,8 +93,11 @@ def register_numba():
             return lambda x: 0j
         return lambda x: 0.0
 
-    from s2sad.runtime.rules import reductions
+    from s2sad.runtime.rules import constants, linalg, reductions, shapes
     reductions.register_numba()
+    linalg.register_numba()
+    shapes.register_numba()
+    constants.register_numba()
 
 
 def clip_inside(a, lo, hi):

@@ -364,7 +364,18 @@ def _not_yet(name, issue):
 
 vmap = _not_yet("vmap", "batching")
 jit = _not_yet("jit", "Numba compilation")
-checkpoint = _not_yet("checkpoint", "checkpointing")
+
+
+def checkpoint(fun=None, *, policy=None):
+    """``ad.checkpoint(fun)`` (also ``@ad.checkpoint``): `fun` unchanged, except that in
+    reverse mode each call saves only its inputs; the backward sweep recomputes the
+    intermediates from them (less memory, one more forward pass of `fun`)."""
+    from s2sad.runtime.custom import Checkpointed
+    if fun is None:
+        return lambda f: Checkpointed(f, policy)
+    if not callable(fun):
+        raise TypeError(f"ad.checkpoint needs a function, got {type(fun).__name__}")
+    return Checkpointed(fun, policy)
 
 __all__ = ["jvp", "jacfwd", "grad", "value_and_grad", "vjp", "linearize", "jacrev", "hessian",
            "stop_gradient", "source", "TransformError"]

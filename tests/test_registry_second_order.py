@@ -41,23 +41,12 @@ ALL_CASES = [c for c in all_examples(complex_too=False) if not c[1].nondiff]
 _PROD_ZERO = ("runtime/rules/reductions.py: documented LIMITATION -- the JVP rules of prod_others / "
               "cumprod_tangent divide by `a`, so second derivatives of prod / cumprod at an exact zero "
               "are nan/inf (first derivatives are exact)")
-_LIST_UNUSED = ("first-order reverse fails (test_registry_vjp too): the backward code gives the unused "
-                "element of a list-returning primitive a zero cotangent `{0}_bar = zero_tangent({0})` "
-                "but {0} is neither a saved residual nor recomputed -> NameError (transforms/vjp.py / "
-                "transpose.py: zero cotangents of unread outputs of a multi-output primitive)")
 _JAC_ROWS = ("first-order reverse fails (test_registry_vjp too): 'internal: the transpose of {0} must "
              "return one cotangent per element' -- runtime/rules/core.py's transpose rule for the list "
              "argument returns a runtime list (jac_un{1}), transforms/transpose.py wants a tuple literal")
 _JAC_UNROWS = ("first-order reverse fails (test_registry_vjp too): runtime/helpers.py getitem_t calls "
                "np.result_type(x) on a runtime list (the output of {0} indexed by [i]): 'TypeError: "
                "Field elements must be 2- or 3-tuples'")
-_HYPOT = ("gradient for the broadcast argument x2 has shape (3, 4), not (4,): an unbroadcast is "
-          "folded away. transforms/jvp.py note_temp_witnesses gives the linear temporaries of an "
-          "elementwise rule (x2 * x2_dot in hypot's JVP) the *output* as shape witness ('at most "
-          "the output's shape'), and transforms/transpose.py same_shape_params / Template.inline "
-          "then treat the witness as the exact shape and drop unbroadcast(x2 * ct, x2_dot). "
-          "Regression between e7a26d9 and 3995847")
-
 _SHARED = {
     "jac_rows-0-real": _JAC_ROWS.format("jac_rows", "rows"),
     "jac_stack-0-real": _JAC_ROWS.format("jac_stack", "stack"),
@@ -68,9 +57,6 @@ _SHARED = {
 # case id -> reason. Forward-over-reverse (jvp of the pullback).
 XFAIL_FWD_OVER_REV: dict[str, str] = {
     **_SHARED,
-    "array_split-1-real": _LIST_UNUSED.format("array_split_x_0"),
-    "linspace-7-real": _LIST_UNUSED.format("linspace_a_0"),
-    "split-4-real": _LIST_UNUSED.format("split_x_0"),
     "jac_unrows-0-real": _JAC_UNROWS.format("jac_unrows"),
     "jac_unstack-0-real": _JAC_UNROWS.format("jac_unstack"),
 }
@@ -78,7 +64,6 @@ XFAIL_FWD_OVER_REV: dict[str, str] = {
 # case id -> reason. Reverse-over-forward (grad of the paired jvp).
 XFAIL_REV_OVER_FWD: dict[str, str] = {
     **_SHARED,
-    "hypot-0-real": _HYPOT,
 }
 
 # case id -> reason: finite differences are not a reliable reference for this example

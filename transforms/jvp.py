@@ -88,6 +88,7 @@ def jvp_callee(callee, active_in, reverse=False) -> Derived:
         suffix = "_".join(which)
         name += "_" + (suffix if len(suffix) <= 20 else f"{len(which)}args")
     d = Derived("jvp", callee, name)
+    d.checkpoint = getattr(callee, "checkpoint", False)
     _JVPS[key] = (callee, d)
     try:
         _JVPPass(callee, d, active_in, reverse).run()
@@ -166,6 +167,8 @@ class _JVPPass:
             d.witness.setdefault(resolve(renames, t), resolve(renames, p))
         for t, p in self.temp_witness.items():
             d.witness.setdefault(resolve(renames, t), resolve(renames, p))
+        # a temporary's witness bounds its shape (the output's) but may be larger
+        d.inexact_witness = {resolve(renames, t) for t in self.temp_witness}
         base_lists = set(getattr(c, "list_params", ()))
         d.list_params = base_lists | {self.dots[p] for p in base_lists if p in self.dots}
         d.params = params + tangent_params
@@ -375,7 +378,7 @@ class _JVPPass:
             out.append(ir.assign(lhs, s.value, s))
             bindings["out"] = ir.tuple_([ir.name(n) for n in tmps]) if multi else ir.name(tmps[0])
             stmts, res = tpl.inline(bindings, self.namer, self.ns, target=target, loc=s)
-            if prim.elementwise and not multi:
+            if prim.elementwise and not multi and prim.name not in ops.REAL_OUTPUT:
                 self.note_temp_witnesses(stmts, tmps[0])
             out.extend(stmts)
             self.finish_tangents(outs, res, out)
@@ -385,9 +388,9 @@ class _JVPPass:
         if needs_out:
             bindings["out"] = ir.tuple_([ir.name(t) for t in outs]) if multi else ir.name(outs[0])
         stmts, res = tpl.inline(bindings, self.namer, self.ns, target=target, loc=s)
-        if prim.elementwise and not multi and not conflict:
+        if prim.elementwise and not multi and not conflict and prim.name not in ops.REAL_OUTPUT:
             # the linear temporaries of an elementwise rule have (at most) the output's
-            # shape: the output is their shape witness in reverse mode
+            # shape and its dtype: the output is their witness in reverse mode
             self.note_temp_witnesses(stmts, outs[0])
         if conflict:
             out.extend(stmts)
@@ -619,8 +622,9 @@ def _return_atoms(r, n_out):
     v = r.value
     if n_out == 0:
         return []
-    if n_out == 1 and not isinstance(v, gast.Tuple):
-        return [v]
-    if isinstance(v, gast.Tuple):
-        return list(v.elts)
-    return [v]
+    atoms = list(v.elts) if isinstance(v, gast.Tuple) and not (n_out == 1 and not isinstance(v, gast.Tuple)) \
+        else [v]
+    for a in atoms:
+        if not ir.is_atom(a):
+            raise TransformError("internal: a return of generated code is not in A-normal form")
+    return atoms

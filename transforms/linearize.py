@@ -100,6 +100,8 @@ class Linearizer:
         self.filename = getattr(callee, "filename", "<generated>")
         self.witness = dict(witness or {})
         self.primal_of = dict(witness or {})  # tangent -> its primal variable (JVP code)
+        # linear variables whose witness may be larger than they are (JVP temporaries)
+        self.inexact = set(getattr(callee, "inexact_witness", ()))
         self.meta = {}
         self.fixed_witness = {}
         self.try_stack = []
@@ -345,6 +347,7 @@ class Linearizer:
         out.namer = self.namer
         out.linear = self.linear
         out.meta = self.meta
+        out.inexact = self.inexact
         # names defined once at the top level (or parameters): available everywhere in the
         # backward sweep, so they can shape explicit zeros anywhere
         top = {p for p in self.c.params if self.defs.get(p, 0) == 1}
@@ -543,11 +546,14 @@ class Linearizer:
                 if w is not None:
                     arg_w[n] = w
         self.ann(new)['arg_witness'] = arg_w
+        self.ann(new)['exact'] = {n for n in arg_w if n not in self.inexact}
         if isinstance(new, gast.Assign) and isinstance(new.targets[0], gast.Tuple):
             for e in new.targets[0].elts:
                 w = self.primal_of.get(e.id)
                 if e.id in self.linear and w is not None:
-                    self.witness[e.id] = w
+                    # saved like any witness (an unused output gets an explicit zero)
+                    self.witness[e.id] = self.read_residual(ir.name(w), fwd, snaps, local_res,
+                                                            kind="meta").id
         if isinstance(new, gast.Assign) and isinstance(new.targets[0], gast.Name):
             t = new.targets[0].id
             if t in self.linear:
@@ -558,6 +564,8 @@ class Linearizer:
                     name = wa.id
                 else:
                     name = self.derive_witness(t, new, fwd, local_res, arg_w)
+                    if any(n in self.inexact for n in reads):
+                        self.inexact.add(t)
                     if name is not None and self.defs.get(t, 0) > 1:
                         # one witness variable for every definition of t, so that it is
                         # defined wherever t is
@@ -587,7 +595,7 @@ class Linearizer:
         return self.read_residual(ir.name(w), fwd, snaps, local_res, kind="meta").id
 
     _SAME_SHAPE = {"copy", "neg", "pos", "conj", "method.astype", "np.copy", "method.copy"}
-    _REAL = {"real", "imag", "abs", "angle"}
+    _REAL = ops.REAL_OUTPUT
 
     def derive_witness(self, t, stmt, fwd, local_res, arg_w):
         """A shape witness for linear `t` from the witnesses of what defines it."""

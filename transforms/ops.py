@@ -160,3 +160,8 @@ def build(prim, args: dict, namespace_spelling=None):
         else:
             pos.append(args[p])
     return ir.call(prim.spelling, pos, kws)
+
+
+# Elementwise primitives whose output is real for complex input: their temporaries may be
+# complex where the output is not, so the output cannot witness their dtype.
+REAL_OUTPUT = frozenset({"real", "imag", "abs", "angle"})

@@ -537,6 +537,9 @@ def call_transform(b, tv, args, kwargs, target, out):
             callee = jacfwd_callee(jacrev_callee(spec, argnums), argnums)
         elif tv.kind in ("grad", "value_and_grad"):
             callee = grad_of_spec(spec, argnums, has_aux, holo, tv.kind == "value_and_grad")
+        elif tv.kind == "checkpoint":
+            from s2sad.transforms.checkpoint import checkpoint_callee
+            callee = checkpoint_callee(spec)
         else:
             raise b.error(f"{tv.kind} inside a differentiated function is not supported yet")
     except TypeError as e:

@@ -6,7 +6,8 @@
 - Dead code: an assignment of a pure operation whose value nobody reads (def-use chains
   from beniget) is removed; repeated until nothing changes.
 - A call of a generated function that only passes some of its parameters through
-  (``return (a, c)``) becomes plain assignments.
+  (``return (a, c)``) becomes plain assignments; a call of one that only forwards to
+  another (``a, b = g(x, 1.0); return (a, b)``) calls that one directly.
 - Dead cycles and tapes: a mark-and-sweep over names removes pure statements that only
   feed each other (a cursor that only counts itself) and tapes whose records nobody reads
   (a list made here, only appended to and popped from into dead variables).
@@ -33,6 +34,7 @@ def simplify(fdef, namespace, renames=None):
     while changed and rounds < 20:
         rounds += 1
         changed = _inline_passthrough(fdef, namespace)
+        changed |= _inline_forwarding(fdef, namespace)
         changed |= _propagate(fdef, namespace, renames)
         changed |= _remove_dead(fdef, namespace)
         if not changed:
@@ -109,6 +111,65 @@ def _passthrough(callee):
     if not all(isinstance(e, gast.Name) and e.id in params for e in elts):
         return None
     return [params.index(e.id) for e in elts], isinstance(v, gast.Tuple)
+
+
+def _forwarding(callee):
+    """For a callee whose body is ``a, b = g(p..., const...); return (a, b)``: (g's name, g,
+    argument template, is_tuple) -- a call of it can call g directly."""
+    fd = getattr(callee, "fdef", None)
+    ns = getattr(callee, "namespace", None) or {}
+    if fd is None or len(fd.body) != 2 or not isinstance(fd.body[1], gast.Return):
+        return None
+    a, r = fd.body
+    if not (isinstance(a, gast.Assign) and isinstance(a.value, gast.Call)
+            and isinstance(a.value.func, gast.Name) and not a.value.keywords):
+        return None
+    g = ns.get(a.value.func.id)
+    if not isinstance(g, ops.Callee):
+        return None
+    params = [p.id for p in fd.args.args]
+    if not all(isinstance(x, gast.Constant) or (isinstance(x, gast.Name) and x.id in params)
+               for x in a.value.args):
+        return None
+    t = a.targets[0]
+    targets = [e.id for e in t.elts] if isinstance(t, gast.Tuple) else [t.id] if isinstance(t, gast.Name) else None
+    rv = r.value
+    rets = [e.id if isinstance(e, gast.Name) else None for e in rv.elts] if isinstance(rv, gast.Tuple) \
+        else [rv.id if isinstance(rv, gast.Name) else None]
+    if targets is None or rets != targets or isinstance(t, gast.Tuple) != isinstance(rv, gast.Tuple):
+        return None
+    return a.value.func.id, g, params, a.value.args, isinstance(rv, gast.Tuple)
+
+
+def _inline_forwarding(fdef, namespace) -> bool:
+    changed = False
+    for block in _blocks(fdef):
+        for s in block:
+            if not (isinstance(s, gast.Assign) and isinstance(s.value, gast.Call)
+                    and isinstance(s.value.func, gast.Name) and not s.value.keywords):
+                continue
+            callee = namespace.get(s.value.func.id)
+            if not isinstance(callee, ops.Callee):
+                continue
+            fw = _forwarding(callee)
+            if fw is None:
+                continue
+            gname, g, params, tmpl, is_tuple = fw
+            args = s.value.args
+            if len(args) != len(params) or not all(ir.is_atom(x) for x in args):
+                continue
+            if (isinstance(s.targets[0], gast.Tuple)) != is_tuple:
+                continue
+            bound = namespace.get(gname)
+            if bound is not None and bound is not g:
+                continue
+            env = dict(zip(params, args))
+            new_args = [copy.deepcopy(env[x.id]) if isinstance(x, gast.Name) else copy.deepcopy(x)
+                        for x in tmpl]
+            namespace[gname] = g
+            s.value = ir.call(ir.name(gname), new_args)
+            changed = True
+    return changed
 
 
 def _inline_passthrough(fdef, namespace) -> bool:

@@ -26,6 +26,7 @@ a runtime value on the other; a tuple built from different variables) the variab
 from __future__ import annotations
 
 import builtins
+import copy
 import functools
 import importlib
 import operator
@@ -944,9 +945,17 @@ class Builder:
         return bool(ends)
 
     def def_stmt(self, s, out):
-        if s.decorator_list:
-            raise self.error("decorators on nested functions are not supported",
-                             hint="define the decorated function at module level")
+        decorators = []
+        for d in s.decorator_list:
+            dv = self.func_value(d, out) if isinstance(d, (gast.Name, gast.Attribute)) else None
+            from s2sad.transforms import pipeline
+            if not (isinstance(dv, Const) and pipeline.is_transform(dv.value)):
+                raise self.error("decorators on nested functions are not supported (except "
+                                 "s2sad transforms such as @ad.checkpoint)",
+                                 hint="define the decorated function at module level")
+            decorators.append(dv)
+        s = copy.copy(s)
+        s.decorator_list = []
         defaults = tuple(self.atom(d) for d in s.args.defaults)
         kwd = {}
         for a, d in zip(s.args.kwonlyargs, s.args.kw_defaults):
@@ -954,6 +963,8 @@ class Builder:
                 kwd[a.id] = self.atom(d)
         clo = Closure(s, s.name, self.scope, {}, defaults, kwd, self.scope.globals,
                       self.scope.builtins, self.filename)
+        for dv in reversed(decorators):
+            clo = self.call(dv, [clo], {}, None, out)
         self.bind_var(s.name, clo, out)
 
     def import_stmt(self, s):
@@ -1275,6 +1286,10 @@ class Builder:
             return self.call_callee(obj, args, kwargs, target, out, discard)
         if isinstance(obj, (custom.custom_jvp, custom.custom_vjp)):
             return self.call_user(Const(obj), args, kwargs, target, out, discard)
+        if isinstance(obj, custom.Checkpointed):
+            from s2sad.transforms.checkpoint import checkpoint_callee
+            spec, leaves = specialize_call(self, self.from_static(obj.fun, "f"), args, kwargs, out)
+            return self.emit_call(checkpoint_callee(spec), leaves, target, out, discard)
         handler = _BUILTINS.get(id(obj))
         if handler is not None and handler[0] is obj:
             return handler[1](self, args, kwargs, target, out, discard)

@@ -43,6 +43,7 @@ class Transposer:
         self.flags: dict = {}
         self.state: dict = {}
         self.arg_witness: dict = {}
+        self.exact: set = set()
         self.loc = None
         self.setitem_targets = set()
         for n in gast.walk(ir.function_def("x", [], lin.lin_body)):
@@ -312,6 +313,7 @@ class Transposer:
         op = ops.classify(s.value, self.ns)
         prim = op.prim
         self.arg_witness = self.ann(s).get("arg_witness", {})
+        self.exact = self.ann(s).get("exact", set())
         if self.st(y) == ZERO:
             return
         if prim.kind not in ("list",) and prim.name != "method.pop":
@@ -427,29 +429,36 @@ class Transposer:
                     and sum(1 for a in op.args.values() if isinstance(a, gast.Name) and a.id == arg.id) == 1:
                 target = self.bar(arg.id)
             stmts, res = tpl.inline(bindings, self.namer, self.ns, target=target, loc=s,
-                                    same_shape=self.same_shape_params(prim, op.args))
+                                    same_shape=self.same_shape_params(prim, op.args, y))
             out.extend(stmts)
-            if isinstance(arg, (gast.Tuple, gast.List)):
-                if not isinstance(res, tuple) or len(res) != len(arg.elts):
-                    raise self.error(f"internal: the transpose of {prim.label()} must return one "
-                                     f"cotangent per element")
-                for e, r in zip(arg.elts, res):
-                    if self.is_linear(e):
-                        contrib.setdefault(e.id, []).append(r)
-            elif self.is_linear(arg):
-                contrib.setdefault(arg.id, []).append(res)
+            self._collect(prim, arg, res, contrib)
         return contrib
 
-    def same_shape_params(self, prim, args):
+    def _collect(self, prim, arg, res, contrib):
+        """Pair the elements of a (nested) tuple argument with the rule's (nested) result."""
+        if isinstance(arg, (gast.Tuple, gast.List)):
+            if not isinstance(res, tuple) or len(res) != len(arg.elts):
+                raise self.error(f"internal: the transpose of {prim.label()} must return one "
+                                 f"cotangent per element")
+            for e, r in zip(arg.elts, res):
+                self._collect(prim, e, r, contrib)
+        elif self.is_linear(arg):
+            contrib.setdefault(arg.id, []).append(res)
+
+    def same_shape_params(self, prim, args, y=None):
         """Parameters of an elementwise primitive whose value has the output's shape and
         dtype: every argument is one variable (or the tangents it witnesses) or a real
         scalar literal."""
-        if not prim.elementwise:
-            return ()
+        if not prim.elementwise or y is None or y in self.L.inexact:
+            return ()  # the cotangent may be larger than the output (a JVP temporary's)
         ids = set()
         for a in args.values():
             if isinstance(a, gast.Name):
-                w = self.arg_witness.get(a.id) or self.L.witness.get(a.id) if a.id in self.L.linear else a.id
+                if a.id in self.L.linear:
+                    # only a witness known to have exactly the tangent's shape
+                    w = self.arg_witness.get(a.id) if a.id in self.exact else None
+                else:
+                    w = a.id
                 if w is None:
                     return ()
                 ids.add(w)

@@ -72,11 +72,21 @@ def _witness_of(callee):
     return dict(w) if w else {}
 
 
-def split(callee, mask, witness_pairs=()):
+def split(callee, mask, witness_pairs=(), checkpointed=True):
     """Split a callee whose parameters `mask` are linear (cached)."""
     mask = tuple(mask)
     if hasattr(callee, "split_for"):  # a callee that brings its own split (custom_vjp)
         return callee.split_for(mask)
+    if checkpointed and getattr(callee, "checkpoint", False):
+        key = (id(callee), mask, tuple(witness_pairs), "checkpoint")
+        hit = _SPLITS.get(key)
+        if hit is not None and hit[0] is callee:
+            return hit[1]
+        from s2sad.transforms.checkpoint import checkpoint_split
+        inner = split(callee, mask, witness_pairs, checkpointed=False)
+        sp = checkpoint_split(callee, mask, witness_pairs, inner)
+        _SPLITS[key] = (callee, sp)
+        return sp
     key = (id(callee), mask, tuple(witness_pairs))
     hit = _SPLITS.get(key)
     if hit is not None and hit[0] is callee:

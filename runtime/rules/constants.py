@@ -10,6 +10,13 @@ output gets a tangent of the same type. An integer or boolean ``dtype`` known at
 time makes the output constant: `DtypeRule` then gives a zero tangent instead of the
 truncated one that the cast would make. (A dtype only known at run time, ``dtype=x.dtype``,
 is passed on as it is.)
+
+Transposes: ``unbroadcast(ct, fill_value)`` for full/full_like; for linspace the sums of
+ct weighted by 1 - t and t along the samples axis (`linspace_t`, transposed by
+`linspace_spread`), plus -/+ the step's cotangent / div with ``retstep``; for
+np.array/asarray/ascontiguousarray of an array ``unbroadcast(ct, a)`` (sums the axes
+``ndmin`` adds, real part for a real input), and of a (nested) tuple literal `unarray`,
+one cotangent per leaf (transposed by `restack`).
 """
 
 import gast
@@ -52,14 +59,14 @@ class DtypeRule(MultiOutputRule):
     `MultiOutputRule`, for ``np.linspace(..., retstep=True)``), except that an integer or
     boolean dtype known at transform time gives a zero tangent."""
 
-    def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None):
+    def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None, **kw):
         dt = _static_dtype(bindings.get("dtype"), namespace)
         if dt is not None and dt.kind not in "fc":
             outs = bindings.get("out")
             if isinstance(outs, gast.Tuple):
                 return [], tuple(Zero(like=e) for e in outs.elts)
             return [], Zero()
-        return super().inline(bindings, namer, namespace, target, loc, temps)
+        return super().inline(bindings, namer, namespace, target, loc, temps, **kw)
 
 
 def defjvp_dtype(prim):
@@ -179,6 +186,10 @@ linspace = register("linspace", np.linspace, spelling="np.linspace",
                     linear=("start", "stop"), outputs=_linspace_outputs,
                     doc="linear in (start, stop) together; retstep=True gives (samples, step) "
                         "(Numba: scalar start, stop and num only)")
+# Reverse mode of the examples that pass the outputs of a multi-output primitive on to
+# another operation, or leave some unused, needs their shape witnesses: the JVP pass must
+# map a multi-output rule's tangent names to the primal outputs (they are renamed by
+# simplify today), and linearize must keep those witnesses as residuals.
 linspace.example("np.linspace(a, b, 5)", a=real(), b=real()) \
     .example("np.linspace(a, b)", a=real(), b=real()) \
     .example("np.linspace(0.0, b, 4, endpoint=False)", b=real()) \
@@ -300,6 +311,8 @@ array = register("array", np.array, spelling="np.array",
                  keyword_only=("copy", "order", "ndmin"), linear=("object",),
                  doc="np.array(object[, dtype]): a copy of an array, or the stack of a tuple of "
                      "values (Numba: of a tuple only; copy an array with np.copy)")
+# Reverse mode of the nested literal (example 1) needs the transpose pass to recurse into
+# nested tuple arguments (Transposer.rule_contributions pairs only the top-level elements).
 array.example("np.array([x, y]) * 2", x=real(), y=real()) \
     .example("np.array([[x, 1.0], [2.0, y]])", x=real(), y=real()) \
     .example("np.array((x, y, x))", x=real(2), y=real(2)) \
@@ -369,7 +382,6 @@ def restack(leaves, object, ndmin=0):
     return np.array(build(object), ndmin=ndmin)
 
 
-
 def _object_is_literal(param):
     def test(b):
         return b if isinstance(b.get(param), (gast.Tuple, gast.List)) else None
@@ -405,6 +417,10 @@ unarray_p = register("unarray", unarray, spelling="unarray", params=("g", "objec
 restack_p = register("restack", restack, spelling="restack", params=("leaves", "object", "ndmin"),
                      defaults={"ndmin": 0}, linear=("leaves",),
                      doc="leaves nested like object, as an array (the transpose of unarray)")
+# Reverse mode of the examples that pass the outputs of a multi-output primitive on to
+# another operation, or leave some unused, needs their shape witnesses: the JVP pass must
+# map a multi-output rule's tangent names to the primal outputs (they are renamed by
+# simplify today), and linearize must keep those witnesses as residuals.
 helper_example(unarray_p, "unarray(g, (x, y))", g=real(2, 3), x=real(3), y=real(3))
 helper_example(unarray_p, "np.hstack(unarray(g, ((x, 1.0), (2.0, y)), ndmin=3))", g=real(1, 2, 2),
                x=real(), y=real())
@@ -458,7 +474,8 @@ def _asarray_t(ct, a):
     return unbroadcast(ct, a)
 
 
-deftranspose_choose(asarray, "a", (_object_is_literal("a"), SequenceRule(_asarray_t_seq, asarray, "a", True)),
+deftranspose_choose(asarray, "a",
+                    (_object_is_literal("a"), SequenceRule(_asarray_t_seq, asarray, "a", True)),
                     (lambda b: b, _asarray_t))
 
 
@@ -477,3 +494,114 @@ def _(a, a_dot, dtype=None):
 deftranspose_choose(ascontiguousarray, "a",
                     (_object_is_literal("a"), SequenceRule(_asarray_t_seq, ascontiguousarray, "a", True)),
                     (lambda b: b, _asarray_t))
+
+
+# ---------------------------------------------------------------- Numba implementations
+
+_NUMBA_DONE = False
+
+
+def register_numba():
+    """Give this module's transpose helpers Numba implementations (idempotent).
+
+    Meant to be called from `s2sad.runtime.helpers.register_numba`. `unarray` returns a
+    tuple under Numba (one cotangent per leaf), `restack` stacks scalars or equal-shaped
+    arrays.
+    """
+    global _NUMBA_DONE
+    if _NUMBA_DONE:
+        return
+    _NUMBA_DONE = True
+    from numba import types
+    from numba.core.errors import TypingError
+    from numba.extending import overload, register_jitable
+
+    from s2sad.runtime.rules.shapes import _NOT_LITERAL, _nb_compile, _nb_is_complex, _nb_literal
+
+    @register_jitable
+    def weights(num, endpoint, at_stop):
+        div = num - 1 if endpoint else num
+        w = np.zeros(num)
+        for i in range(num):
+            t = i / div if div > 0 else 0.0
+            w[i] = t if at_stop else 1.0 - t
+        return w
+
+    @overload(linspace_t)
+    def _linspace_t(g, num=50, endpoint=True, axis=0, at_stop=False):
+        if not isinstance(g, types.Array):
+            raise TypingError("linspace_t: g must be an array")
+
+        def impl(g, num=50, endpoint=True, axis=0, at_stop=False):
+            w = weights(num, endpoint, at_stop)
+            return np.sum(np.moveaxis(g, axis, -1) * w, axis=-1)
+        return impl
+
+    @overload(linspace_spread)
+    def _linspace_spread(g, num=50, endpoint=True, axis=0, at_stop=False):
+        if not isinstance(g, types.Array):
+            return lambda g, num=50, endpoint=True, axis=0, at_stop=False: \
+                g * weights(num, endpoint, at_stop)
+
+        def impl(g, num=50, endpoint=True, axis=0, at_stop=False):
+            w = weights(num, endpoint, at_stop)
+            return np.moveaxis(np.expand_dims(g, -1) * w, -1, axis)
+        return impl
+
+    @overload(linspace_inv_step)
+    def _linspace_inv_step(num=50, endpoint=True):
+        def impl(num=50, endpoint=True):
+            div = num - 1 if endpoint else num
+            return 1.0 / div if div > 0 else 0.0
+        return impl
+
+    def paths(t, prefix=()):
+        """Index paths of the leaves of a (nested) tuple type."""
+        if isinstance(t, types.BaseTuple):
+            return [p for i, e in enumerate(t) for p in paths(e, prefix + (i,))]
+        return [(prefix, t)]
+
+    def depth(t):
+        if isinstance(t, types.BaseTuple):
+            return 1 + (depth(t[0]) if len(t) else 0)
+        return t.ndim if isinstance(t, types.Array) else 0
+
+    @register_jitable
+    def keep(v):
+        return v
+
+    @register_jitable
+    def to_real(v):
+        return np.real(v)
+
+    @overload(unarray)
+    def _unarray(g, object, ndmin=0):
+        leaves = paths(object)
+        fixes = {f"fix{i}": (to_real if _nb_is_complex(g) and not _nb_is_complex(t) else keep)
+                 for i, (_, t) in enumerate(leaves)}
+        extra = g.ndim - depth(object) if isinstance(g, types.Array) else 0
+        lines = ["h = g" + "[0]" * extra]
+        for i, (path, _) in enumerate(leaves):
+            lines.append(f"p{i} = fix{i}(h[{', '.join(map(str, path))}])")
+        ret = ", ".join(f"p{i}" for i in range(len(leaves))) + ("," if len(leaves) == 1 else "")
+        src = "def impl(g, object, ndmin=0):\n" + "\n".join("    " + ln for ln in lines) + \
+            f"\n    return ({ret})\n"
+        return _nb_compile(src, "unarray", **fixes)
+
+    @overload(restack)
+    def _restack(leaves, object, ndmin=0):
+        nmin = _nb_literal(ndmin, 0)
+        if nmin is _NOT_LITERAL:
+            raise TypingError("restack: ndmin must be a constant under Numba")
+        it = iter(range(len(leaves)))
+
+        def build(t):
+            if isinstance(t, types.BaseTuple):
+                return "np.stack((" + "".join(build(e) + ", " for e in t) + "))"
+            return f"np.asarray(leaves[{next(it)}])"
+        d = depth(object)
+        src = f"def impl(leaves, object, ndmin=0):\n    out = {build(object)}\n"
+        if nmin > d:
+            src += f"    out = out.reshape({'(1,) * ' + str(nmin - d)} + out.shape)\n"
+        src += "    return out\n"
+        return _nb_compile(src, "restack")

@@ -235,13 +235,13 @@ def bprod_tb(g, a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
 _BPARAMS = ("axes", "axisa", "axisb", "axisc", "axis")
 _BDEFAULTS = {"axes": None, "axisa": -1, "axisb": -1, "axisc": -1, "axis": None}
 bprod_p = register("bprod", bprod, spelling="bprod", params=("a", "b", "kind") + _BPARAMS,
-                   defaults=_BDEFAULTS, linear=("a", "b"), bilinear=True, numba=False,
-                   doc="a bilinear product by name (the transpose of bprod_ta / bprod_tb)")
+                   defaults=_BDEFAULTS, linear=("a", "b"), bilinear=True, numba=True,
+                   doc="a bilinear product by name (the transpose of bprod_ta / bprod_tb); Numba: see register_numba")
 bprod_ta_p = register("bprod_ta", bprod_ta, spelling="bprod_ta", params=("g", "a", "b", "kind") + _BPARAMS,
-                      defaults=_BDEFAULTS, linear=("g", "b"), bilinear=True, numba=False,
+                      defaults=_BDEFAULTS, linear=("g", "b"), bilinear=True, numba=True,
                       doc="cotangent of a in a bilinear product")
 bprod_tb_p = register("bprod_tb", bprod_tb, spelling="bprod_tb", params=("g", "a", "b", "kind") + _BPARAMS,
-                      defaults=_BDEFAULTS, linear=("g", "a"), bilinear=True, numba=False,
+                      defaults=_BDEFAULTS, linear=("g", "a"), bilinear=True, numba=True,
                       doc="cotangent of b in a bilinear product")
 _BCASES = (("'dot'", "", real(3, 4), real(4), real(3)), ("'dot'", "", real(2, 3, 4), real(5, 4, 2), real(2, 3, 5, 2)),
            ("'dot'", "", real(), real(3), real(3)), ("'vdot'", "", real(2, 3), real(3, 2), real()),
@@ -823,12 +823,12 @@ diagonal_t_p = register("diagonal_t", diagonal_t, spelling="diagonal_t",
 diagonal_t_p.example("diagonal_t(g, a, 1, 2, 0)", g=real(4, 2), a=real(3, 4, 3), diagonal_t=const(diagonal_t),
                      wrt=("g",))
 trace_t_p = register("trace_t", trace_t, spelling="trace_t", params=("g", "a", "offset", "axis1", "axis2"),
-                     defaults={"offset": 0, "axis1": 0, "axis2": 1}, linear=("g",), numba=False,
+                     defaults={"offset": 0, "axis1": 0, "axis2": 1}, linear=("g",), numba=True,
                      doc="the transpose of np.trace")
 trace_t_p.example("trace_t(g, a, offset=-1, axis1=1, axis2=2)", g=real(2), a=real(2, 3, 4),
                   trace_t=const(trace_t), wrt=("g",))
 diag_t_p = register("diag_t", diag_t, spelling="diag_t", params=("g", "v", "k"), defaults={"k": 0},
-                    linear=("g",), numba=False, doc="the transpose of np.diag")
+                    linear=("g",), numba=True, doc="the transpose of np.diag")
 diag_t_p.example("diag_t(g, v, 1)", g=real(4, 4), v=real(3), diag_t=const(diag_t), wrt=("g",)) \
     .example("diag_t(g, v, k=-1)", g=real(2), v=real(3, 4), diag_t=const(diag_t), wrt=("g",))
 
@@ -996,7 +996,7 @@ def block_upper(a, e):
 
 # (np.concatenate of tuple literals would do, but a rule cannot contain a tuple literal yet)
 block_upper_p = register("block_upper", block_upper, spelling="block_upper", params=("a", "e"),
-                         linear=("a", "e"), numba=False, doc="[[a, e], [0, a]]")
+                         linear=("a", "e"), numba=True, doc="[[a, e], [0, a]]")
 block_upper_p.example("block_upper(a, e)", a=real(2, 2), e=real(2, 2), block_upper=const(block_upper))
 
 
@@ -1028,7 +1028,7 @@ def block_diag2(d):
 
 
 block_diag2_p = register("block_diag2", block_diag2, spelling="block_diag2", params=("d",), linear=("d",),
-                         numba=False, doc="[[d, 0], [0, d]]")
+                         numba=True, doc="[[d, 0], [0, d]]")
 block_diag2_p.example("block_diag2(d)", d=real(2, 3, 3), block_diag2=const(block_diag2))
 
 
@@ -1293,7 +1293,7 @@ def matpow_jvp(a, e, n):
 
 
 matpow_jvp_p = register("matpow_jvp", matpow_jvp, spelling="matpow_jvp", params=("a", "e", "n"), linear=("e",),
-                        numba=False, doc="the derivative of np.linalg.matrix_power(a, n) in the direction e")
+                        numba=True, doc="the derivative of np.linalg.matrix_power(a, n) in the direction e")
 matpow_jvp_p.example("matpow_jvp(a, e, 3)", a=real(3, 3), e=real(3, 3), matpow_jvp=const(matpow_jvp)) \
     .example("matpow_jvp(a, e, -2)", a=wellcond(2), e=real(2, 2), matpow_jvp=const(matpow_jvp)) \
     .example("matpow_jvp(a, e, 0)", a=real(2, 2), e=real(2, 2), matpow_jvp=const(matpow_jvp)) \
@@ -1313,3 +1313,286 @@ def _(a, e, n, a_dot, e_dot):
 def _(ct, a, e, n):
     # <a^k e a^j, w> = <e, (a^T)^k w (a^T)^j>: the same map for a^T (also for n < 0)
     return unbroadcast(matpow_jvp(np.swapaxes(a, -1, -2), ct, n), e)
+
+
+# ---------------------------------------------------------------- Numba implementations
+_NUMBA_DONE = False
+
+
+def register_numba():
+    """Numba implementations of this module's helpers (idempotent), for the cases Numba's
+    own NumPy support covers: the products of 0-, 1- and 2-d operands (dot, vdot of
+    vectors, outer, kron, cross of 3-vectors along the last axis), trace/diag of matrices,
+    matpow_jvp, block_upper and block_diag2 of matrices. Other cases raise a TypingError
+    at compile time (np.inner, np.tensordot, np.einsum and scipy.linalg are not in Numba).
+    Meant to be called from `s2sad.runtime.helpers.register_numba`."""
+    global _NUMBA_DONE
+    if _NUMBA_DONE:
+        return
+    _NUMBA_DONE = True
+    from numba import types
+    from numba.core.errors import TypingError
+    from numba.extending import overload
+    from numba.np.numpy_support import as_dtype
+
+    def bare(t):
+        # Numba types some results as Optional (np.linalg.matrix_power returns Optional(array))
+        return t.type if isinstance(t, types.Optional) else t
+
+    def ndim(t):
+        t = bare(t)
+        return t.ndim if isinstance(t, types.Array) else 0
+
+    def dtype_of(*ts):
+        ts = [bare(t) for t in ts]
+        return np.result_type(*[as_dtype(t.dtype if isinstance(t, types.Array) else t) for t in ts],
+                              np.float64)
+
+    def is_default(t, value):
+        if isinstance(t, types.Omitted):
+            return t.value == value
+        if t is None or isinstance(t, types.NoneType):
+            return value is None
+        if isinstance(t, types.IntegerLiteral):
+            return t.literal_value == value
+        return not isinstance(t, types.Type) and t == value
+
+    def the_kind(kind):
+        if isinstance(kind, types.StringLiteral):
+            return kind.literal_value
+        raise TypingError("bprod: the product kind must be a constant string")
+
+    def check_axes(fn, axes, axisa, axisb, axisc, axis):
+        if not (is_default(axes, None) and is_default(axisa, -1) and is_default(axisb, -1)
+                and is_default(axisc, -1) and is_default(axis, None)):
+            raise TypingError(f"{fn}: only the default axes are supported under Numba")
+
+    def unsupported(fn, kind, *ts):
+        return TypingError(f"{fn}: the {kind!r} product of operands of dimensions "
+                           f"{tuple(ndim(t) for t in ts)} is not supported under Numba")
+
+    @overload(bprod, prefer_literal=True)
+    def _bprod(a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+        k = the_kind(kind)
+        check_axes("bprod", axes, axisa, axisb, axisc, axis)
+        c = dtype_of(a, b)
+        if k == "dot":
+            if ndim(a) == 0 or ndim(b) == 0:
+                return lambda a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None: a * b
+            return lambda a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None: \
+                np.dot(a.astype(c), b.astype(c))
+        if k == "vdot":
+            return lambda a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None: \
+                np.vdot(a.astype(c), b.astype(c))
+        if k == "outer":
+            return lambda a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None: np.outer(a, b)
+        if k == "kron":
+            return lambda a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None: np.kron(a, b)
+        if k == "cross":
+            return lambda a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None: \
+                np.cross(a.astype(c), b.astype(c))
+        raise unsupported("bprod", k, a, b)
+
+    @overload(bprod_ta, prefer_literal=True)
+    def _bprod_ta(g, a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+        k = the_kind(kind)
+        check_axes("bprod_ta", axes, axisa, axisb, axisc, axis)
+        na, nb = ndim(a), ndim(b)
+        c = dtype_of(g, b)
+        sig = "g, a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None"
+        body = None
+        if k == "dot":
+            if na == 0:
+                body = "fix(np.sum(g * b))"
+            elif nb == 0 or (na == 1 and nb == 1):
+                body = "fix(g * b)"
+            elif na == 2 and nb == 1:
+                body = "fix(np.outer(g, b))"
+            elif na == 1 and nb == 2:
+                body = "fix(np.dot(b.astype(c), g.astype(c)))"
+            elif na == 2 and nb == 2:
+                body = "fix(np.dot(g.astype(c), np.ascontiguousarray(b.T).astype(c)))"
+        elif k == "vdot" and na == 1 and nb == 1:
+            body = "fix(np.conj(g * b))"
+        elif k == "outer" and na <= 2 and nb >= 1:
+            body = "fix(np.dot(g.astype(c), np.ravel(b).astype(c)).reshape(a.shape))"
+        elif k == "kron" and 1 <= na <= 2 and 1 <= nb <= 2:
+            body = "fix(kron_t(g, a, b, 0).reshape(a.shape))"
+        elif k == "cross" and na >= 1 and nb >= 1:
+            body = _summed("np.cross(b.astype(c), g.astype(c))", max(na, nb) - na, "a")
+        if body is None:
+            raise unsupported("bprod_ta", k, a, b)
+        return _compile(sig, body, c, a)
+
+    @overload(bprod_tb, prefer_literal=True)
+    def _bprod_tb(g, a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None):
+        k = the_kind(kind)
+        check_axes("bprod_tb", axes, axisa, axisb, axisc, axis)
+        na, nb = ndim(a), ndim(b)
+        c = dtype_of(g, a)
+        sig = "g, a, b, kind, axes=None, axisa=-1, axisb=-1, axisc=-1, axis=None"
+        body = None
+        if k == "dot":
+            if nb == 0:
+                body = "fix(np.sum(a * g))"
+            elif na == 0 or (na == 1 and nb == 1):
+                body = "fix(a * g)"
+            elif na == 2 and nb == 1:
+                body = "fix(np.dot(np.ascontiguousarray(a.T).astype(c), g.astype(c)))"
+            elif na == 1 and nb == 2:
+                body = "fix(np.outer(a, g))"
+            elif na == 2 and nb == 2:
+                body = "fix(np.dot(np.ascontiguousarray(a.T).astype(c), g.astype(c)))"
+        elif k == "vdot" and na == 1 and nb == 1:
+            body = "fix(g * np.conj(a))"
+        elif k == "outer" and na >= 1 and nb <= 2:
+            body = "fix(np.dot(np.ravel(a).astype(c), g.astype(c)).reshape(b.shape))"
+        elif k == "kron" and 1 <= na <= 2 and 1 <= nb <= 2:
+            body = "fix(kron_t(g, a, b, 1).reshape(b.shape))"
+        elif k == "cross" and na >= 1 and nb >= 1:
+            body = _summed("np.cross(g.astype(c), a.astype(c))", max(na, nb) - nb, "b")
+        if body is None:
+            raise unsupported("bprod_tb", k, a, b)
+        return _compile(sig, body, c, b)
+
+    from numba import njit
+
+    @njit
+    def kron_t(g, a, b, which):
+        # the 2-d forms: a (m, n), b (p, q), g (m p, n q)
+        m, n = (1, a.shape[0]) if a.ndim == 1 else (a.shape[0], a.shape[-1])
+        p, q = (1, b.shape[0]) if b.ndim == 1 else (b.shape[0], b.shape[-1])
+        g2 = np.ascontiguousarray(g).reshape((m * p, n * q))
+        a2 = np.ascontiguousarray(a).reshape((m, n))
+        b2 = np.ascontiguousarray(b).reshape((p, q))
+        if which == 0:
+            r = np.zeros((m, n), dtype=(g2[:1, :1] * b2[:1, :1]).dtype)
+            for i in range(m):
+                for j in range(n):
+                    r[i, j] = np.sum(g2[i * p:(i + 1) * p, j * q:(j + 1) * q] * b2)
+            return r
+        r = np.zeros((p, q), dtype=(g2[:1, :1] * a2[:1, :1]).dtype)
+        for i in range(m):
+            for j in range(n):
+                r += g2[i * p:(i + 1) * p, j * q:(j + 1) * q] * a2[i, j]
+        return r
+
+    @njit
+    def keep(v):
+        return v
+
+    @njit
+    def to_real(v):
+        return np.real(v)
+
+    @njit
+    def to_complex(v):
+        return v + 0j
+
+    def fixer(c, like):
+        """The dtype fix of a cotangent of dtype c for a value typed `like` (the transpose of
+        the real -> complex promotion)."""
+        cl = dtype_of(like).kind == "c"
+        if np.dtype(c).kind == "c" and not cl:
+            return to_real
+        return to_complex if cl and np.dtype(c).kind != "c" else keep
+
+    def _summed(expr, lead, like):
+        """Statements: `expr` summed over `lead` leading (broadcast) axes, then checked
+        against the shape of `like` (size-1 broadcasting is not handled here)."""
+        return (f"r = {expr}" + ".sum(axis=0)" * lead + f"\n    if r.shape != {like}.shape:\n"
+                f"        raise ValueError('bprod: size-1 broadcasting is not supported under Numba')\n"
+                f"    return fix(r)")
+
+    def _compile(sig, body, c, like):
+        ns = {"np": np, "fix": fixer(c, like), "kron_t": kron_t, "c": c}
+        if "return" not in body:
+            body = f"return {body}"
+        exec(f"def impl({sig}):\n    {body}\n", ns)
+        return ns["impl"]
+
+    @overload(trace_t)
+    def _trace_t(g, a, offset=0, axis1=0, axis2=1):
+        if ndim(a) != 2 or not (is_default(axis1, 0) and is_default(axis2, 1)):
+            raise TypingError("trace_t: only matrices (axis1=0, axis2=1) under Numba")
+        c = dtype_of(g, a)
+        fix = fixer(c, a)
+
+        def impl(g, a, offset=0, axis1=0, axis2=1):
+            z = np.zeros(a.shape, c)
+            for i in range(a.shape[0]):
+                j = i + offset
+                if 0 <= j < a.shape[1]:
+                    z[i, j] = g
+            return fix(z)
+        return impl
+
+    @overload(diag_t)
+    def _diag_t(g, v, k=0):
+        c = dtype_of(g, v)
+        fix = fixer(c, v)
+        if ndim(v) == 1:
+            return lambda g, v, k=0: fix(np.diag(g, k).copy())
+        if ndim(v) != 2:
+            raise TypingError("diag_t: v must be 1- or 2-d")
+
+        def impl(g, v, k=0):
+            z = np.zeros(v.shape, c)
+            i0 = -k if k < 0 else 0
+            for t in range(g.shape[0]):
+                z[i0 + t, i0 + t + k] = g[t]
+            return fix(z)
+        return impl
+
+    @overload(matpow_jvp)
+    def _matpow_jvp(a, e, n):
+        if ndim(a) != 2 or ndim(e) != 2:
+            raise TypingError("matpow_jvp: only matrices under Numba")
+        c = dtype_of(a, e)
+
+        def impl(a, e, n):
+            if n == 0:
+                return np.zeros(e.shape, c)
+            aa = np.ascontiguousarray(a).astype(c)
+            ee = np.ascontiguousarray(e).astype(c)
+            m = n
+            if n < 0:
+                b = np.linalg.inv(aa)
+                ee = -(b @ ee @ b)
+                aa = b
+                m = -n
+            s = ee.copy()
+            p = aa.copy()
+            for _ in range(m - 1):
+                s = aa @ s + ee @ p
+                p = p @ aa
+            return s
+        return impl
+
+    @overload(block_upper)
+    def _block_upper(a, e):
+        if ndim(a) != 2 or ndim(e) != 2:
+            raise TypingError("block_upper: only matrices under Numba")
+        c = dtype_of(a, e)
+
+        def impl(a, e):
+            k = a.shape[-1]
+            out = np.zeros((2 * k, 2 * k), c)
+            out[:k, :k] = a
+            out[k:, k:] = a
+            out[:k, k:] = e
+            return out
+        return impl
+
+    @overload(block_diag2)
+    def _block_diag2(d):
+        if ndim(d) != 2:
+            raise TypingError("block_diag2: only matrices under Numba")
+
+        def impl(d):
+            k = d.shape[-1]
+            out = np.zeros((2 * k, 2 * k), d.dtype)
+            out[:k, :k] = d
+            out[k:, k:] = d
+            return out
+        return impl

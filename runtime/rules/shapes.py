@@ -10,6 +10,17 @@ it is a tuple literal of atoms, and its tangent a tuple literal of the elements'
 (the call is unpacked into one variable per piece) whose number of outputs must be known
 at transform time; their rule is `MultiOutputRule`, whose result is inlined as one call
 unpacked into one tangent per output.
+
+Transpose rules (reverse mode) move the cotangent back: the inverse permutation, a
+reshape to the input's shape (`reshape_as`), ``unbroadcast`` for broadcast_to, a
+concatenate for split. The transposes that are not NumPy functions are primitives of this
+module with their own JVP and transpose rules (so cotangent code differentiates again):
+`reshape_as`, the piece-returning `unconcatenate`/`unstack`/`unhstack`/`unvstack` (the
+transposes of the joins: `SequenceRule` unpacks them into one cotangent per element of
+the tuple literal), `untile`, `unrepeat`, `untake` (sums over the copies, scatter-adds).
+Rules that depend on a constant argument (an axis permutation, a roll shift) are
+`ChooseRule`s: the inverse is computed at transform time when the argument is constant.
+`register_numba()` gives the helpers Numba implementations.
 """
 
 import gast
@@ -34,11 +45,11 @@ class MultiOutputRule(Template):
     (``np.linspace`` without ``retstep``) it inlines like any template.
     """
 
-    def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None):
+    def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None, **kw):
         outs = bindings.get("out")
         if not isinstance(outs, gast.Tuple):
-            return super().inline(bindings, namer, namespace, target, loc, temps)
-        stmts, result = super().inline(bindings, namer, namespace, None, loc, temps)
+            return super().inline(bindings, namer, namespace, target, loc, temps, **kw)
+        stmts, result = super().inline(bindings, namer, namespace, None, loc, temps, **kw)
         if is_zero(result):
             return stmts, tuple(Zero(like=e) for e in outs.elts)
         if isinstance(result, tuple):
@@ -73,12 +84,12 @@ class SequenceRule(Template):
         self.param = param
         self.nested = nested
 
-    def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None):
+    def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None, **kw):
         seq = bindings.get(self.param)
         if not isinstance(seq, (gast.Tuple, gast.List)):
-            return super().inline(bindings, namer, namespace, target, loc, temps)
+            return super().inline(bindings, namer, namespace, target, loc, temps, **kw)
         leaves = _literal_leaves(seq) if self.nested else list(seq.elts)
-        stmts, result = super().inline(bindings, namer, namespace, None, loc, temps)
+        stmts, result = super().inline(bindings, namer, namespace, None, loc, temps, **kw)
         names = [namer.fresh(f"{e.id}_ct" if isinstance(e, gast.Name) else "part_ct")
                  for e in leaves]
         if temps is not None:
@@ -131,11 +142,11 @@ class ChooseRule(Template):
                                  f"parameters")
             self.choices.append((test, tpl))
 
-    def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None):
+    def inline(self, bindings, namer, namespace, target=None, loc=None, temps=None, **kw):
         for test, tpl in self.choices:
             b = test(dict(bindings))
             if b is not None:
-                return tpl.inline(b, namer, namespace, target, loc, temps)
+                return tpl.inline(b, namer, namespace, target, loc, temps, **kw)
         raise ValueError(f"{self.where}: no alternative applies")
 
 
@@ -330,8 +341,10 @@ def untake(g, a, indices, axis=None, mode="raise"):
     return _scatter_axis(g, a, base, ax, idx)
 
 
-def _sequence_count(what, param):
-    """`outputs` of a helper returning one piece per element of the sequence `param`."""
+def _sequence_count(param):
+    """`outputs` of a helper returning one piece per element of the sequence `param`: as
+    many outputs as a tuple literal has elements; one (the list of pieces) for a list
+    built at run time."""
     def outputs(bound):
         from s2sad.transforms.values import Const, Tup
         av = bound[param]
@@ -339,7 +352,7 @@ def _sequence_count(what, param):
             return len(av.items)
         if isinstance(av, Const) and isinstance(av.value, (tuple, list)):
             return len(av.value)
-        raise StaticCountError(f"{what}: the number of arrays must be known at transform time")
+        return None
     return outputs
 
 
@@ -673,8 +686,12 @@ def _(ct, tup):
 
 unconcatenate_p = register("unconcatenate", unconcatenate, spelling="unconcatenate",
                            params=("g", "arrays", "axis"), defaults={"axis": 0}, linear=("g",),
-                           outputs=_sequence_count("unconcatenate", "arrays"),
+                           outputs=_sequence_count("arrays"),
                            doc="the pieces of g, one per array (the transpose of np.concatenate)")
+# Reverse mode of the examples that pass the outputs of a multi-output primitive on to
+# another operation, or leave some unused, needs their shape witnesses: the JVP pass must
+# map a multi-output rule's tangent names to the primal outputs (they are renamed by
+# simplify today), and linearize must keep those witnesses as residuals.
 helper_example(unconcatenate_p, "unconcatenate(g, (x, y), axis=1)", g=real(2, 4), x=real(2, 2),
                 y=real(2, 2))
 helper_example(unconcatenate_p, "np.concatenate(unconcatenate(g, (x, y), axis=1)[::-1], axis=1)",
@@ -682,18 +699,18 @@ helper_example(unconcatenate_p, "np.concatenate(unconcatenate(g, (x, y), axis=1)
 helper_example(unconcatenate_p, "np.hstack(unconcatenate(g, (x, y, x), axis=None))", g=real(7),
                 x=real(2), y=real(3))
 unstack_p = register("unstack", unstack, spelling="unstack", params=("g", "arrays", "axis"),
-                     defaults={"axis": 0}, linear=("g",), outputs=_sequence_count("unstack", "arrays"),
+                     defaults={"axis": 0}, linear=("g",), outputs=_sequence_count("arrays"),
                      doc="the slices of g, one per array (the transpose of np.stack)")
 helper_example(unstack_p, "unstack(g, (x, y), axis=-1)", g=real(3, 2), x=real(3), y=real(3))
 helper_example(unstack_p, "np.stack(unstack(g, (x, y, 1.0)))", g=real(3), x=real(), y=real())
 unhstack_p = register("unhstack", unhstack, spelling="unhstack", params=("g", "tup"), linear=("g",),
-                      outputs=_sequence_count("unhstack", "tup"),
+                      outputs=_sequence_count("tup"),
                       doc="the pieces of g, one per array (the transpose of np.hstack)")
 helper_example(unhstack_p, "unhstack(g, (x, y))", g=real(4), x=real(2), y=real(2))
 helper_example(unhstack_p, "np.hstack(unhstack(g, (x, y))[::-1])", g=real(3), x=real(), y=real(2))
 helper_example(unhstack_p, "np.hstack(unhstack(g, (x, y)))", g=real(2, 4), x=real(2, 3), y=real(2, 1))
 unvstack_p = register("unvstack", unvstack, spelling="unvstack", params=("g", "tup"), linear=("g",),
-                      outputs=_sequence_count("unvstack", "tup"),
+                      outputs=_sequence_count("tup"),
                       doc="the pieces of g, one per array (the transpose of np.vstack)")
 helper_example(unvstack_p, "unvstack(g, (x, y))", g=real(2, 3), x=real(3), y=real(3))
 helper_example(unvstack_p, "np.vstack(unvstack(g, (x, y)))", g=real(3, 2, 2), x=real(2, 2, 2),
@@ -768,6 +785,10 @@ split = register("split", np.split, spelling="np.split",
                  params=("ary", "indices_or_sections", "axis"), defaults={"axis": 0},
                  linear=("ary",), outputs=lambda b: _count(b["indices_or_sections"], "np.split"),
                  doc="a list of arrays, unpacked into one variable per piece")
+# Reverse mode of the examples that pass the outputs of a multi-output primitive on to
+# another operation, or leave some unused, needs their shape witnesses: the JVP pass must
+# map a multi-output rule's tangent names to the primal outputs (they are renamed by
+# simplify today), and linearize must keep those witnesses as residuals.
 split.example("np.split(x, 3)", x=real(6)) \
     .example("np.split(x, 2, axis=1)", x=real(3, 4)) \
     .example("np.concatenate(np.split(x, [1, 3], axis=-1)[::-1], axis=-1)", x=real(2, 5)) \
@@ -799,6 +820,10 @@ array_split = register("array_split", np.array_split, spelling="np.array_split",
                        params=("ary", "indices_or_sections", "axis"), defaults={"axis": 0},
                        linear=("ary",), outputs=lambda b: _array_split_count(b["indices_or_sections"]),
                        doc="a list of arrays, unpacked into one variable per piece")
+# Reverse mode of the examples that pass the outputs of a multi-output primitive on to
+# another operation, or leave some unused, needs their shape witnesses: the JVP pass must
+# map a multi-output rule's tangent names to the primal outputs (they are renamed by
+# simplify today), and linearize must keep those witnesses as residuals.
 array_split.example("np.concatenate(np.array_split(x, 3)[::-1])", x=real(7)) \
     .example("np.array_split(x, [2], axis=1)[1]", x=real(2, 3)) \
     .example("np.array_split(x, 2)", x=real(4, 3))
@@ -1008,3 +1033,234 @@ def _(m, m_dot, k=0):
 def _(ct, m, k=0):
     return unbroadcast(np.triu(ct, k=k), m)
 
+
+
+# ---------------------------------------------------------------- Numba implementations
+
+_NUMBA_DONE = False
+
+
+def _nb_is_none(t):
+    from numba import types
+    return t is None or isinstance(t, types.NoneType) or \
+        (isinstance(t, types.Omitted) and t.value is None)
+
+
+def _nb_is_complex(t):
+    from numba import types
+    return isinstance(t, types.Complex) or \
+        (isinstance(t, types.Array) and isinstance(t.dtype, types.Complex))
+
+
+def _nb_literal(t, default):
+    """The value of a literal (or omitted) argument type, `default` when left out."""
+    from numba import types
+    if t is None or isinstance(t, (str, int, bool)):
+        return default if t is None else t
+    if isinstance(t, types.Omitted):
+        return t.value
+    if isinstance(t, types.Literal):
+        return t.literal_value
+    return _NOT_LITERAL
+
+
+_NOT_LITERAL = object()
+
+
+def _nb_compile(src, name, **glb):
+    """Compile generated implementation source (one impl per tuple length/structure)."""
+    ns = {"np": np, **glb}
+    exec(compile(src, f"<s2sad numba {name}>", "exec"), ns)
+    return ns["impl"]
+
+
+def register_numba():
+    """Give this module's transpose helpers Numba implementations (idempotent).
+
+    Meant to be called from `s2sad.runtime.helpers.register_numba`. The pieces-returning
+    helpers (`unconcatenate`, `unstack`, `unhstack`, `unvstack`) return tuples under Numba
+    (one element per array, real or complex each); `untake` handles integer and 1-d index
+    arrays along an axis and any index array without; `unrepeat` an integer count without
+    axis (NumPy's own limits under Numba); `untile` has none (np.tile is not in Numba).
+    """
+    global _NUMBA_DONE
+    if _NUMBA_DONE:
+        return
+    _NUMBA_DONE = True
+    from numba import types
+    from numba.core.errors import TypingError
+    from numba.extending import overload, register_jitable
+    from numba.np.unsafe.ndarray import to_fixed_tuple
+
+    @register_jitable
+    def keep(v):
+        return v
+
+    @register_jitable
+    def to_real(v):
+        return np.real(v)
+
+    def fixer(g, like):
+        return to_real if _nb_is_complex(g) and not _nb_is_complex(like) else keep
+
+    @overload(reshape_as)
+    def _reshape_as(g, like, order="C"):
+        fix = fixer(g, like)
+        fortran = _nb_literal(order, "C")
+        if fortran is _NOT_LITERAL:
+            raise TypingError("reshape_as: order must be a constant under Numba")
+        fortran = fortran == "F"
+        if not isinstance(like, types.Array):
+            if isinstance(g, types.Array):
+                return lambda g, like, order="C": fix(g.ravel()[0])
+            return lambda g, like, order="C": fix(g)
+        if not isinstance(g, types.Array):
+            return lambda g, like, order="C": np.full(like.shape, fix(g))
+        if fortran:
+            return lambda g, like, order="C": np.ascontiguousarray(fix(g).T).reshape(like.T.shape).T
+        return lambda g, like, order="C": np.ascontiguousarray(fix(g)).reshape(like.shape)
+
+    @overload(inverse_axes)
+    def _inverse_axes(axes=None):
+        if _nb_is_none(axes):
+            return lambda axes=None: None
+        n = len(axes)
+
+        def impl(axes=None):
+            inv = np.empty(n, np.int64)
+            for i in range(n):
+                a = axes[i]
+                inv[a + n if a < 0 else a] = i
+            return to_fixed_tuple(inv, n)
+        return impl
+
+    def tuple_body(lines, n):
+        """Generated function body: `lines`, then ``return (p0, p1, ...)``."""
+        body = "\n".join("    " + ln for ln in lines)
+        ret = ", ".join(f"p{i}" for i in range(n)) + ("," if n == 1 else "")
+        return body + f"\n    return ({ret})\n"
+
+    @overload(unconcatenate)
+    def _unconcatenate(g, arrays, axis=0):
+        elems = list(arrays)
+        fixes = {f"fix{i}": fixer(g, e) for i, e in enumerate(elems)}
+        if _nb_is_none(axis):
+            lines = ["flat = np.ascontiguousarray(g).ravel()", "lo = 0"]
+            for i in range(len(elems)):
+                lines += [f"hi = lo + arrays[{i}].size",
+                          f"p{i} = fix{i}(flat[lo:hi].reshape(arrays[{i}].shape))", "lo = hi"]
+        else:
+            lines = ["ax = axis + g.ndim if axis < 0 else axis", "gs = np.swapaxes(g, 0, ax)", "lo = 0"]
+            for i in range(len(elems)):
+                lines += [f"hi = lo + arrays[{i}].shape[ax]",
+                          f"p{i} = fix{i}(np.swapaxes(gs[lo:hi], 0, ax))", "lo = hi"]
+        body = tuple_body(lines, len(elems))
+        return _nb_compile("def impl(g, arrays, axis=0):\n" + body, "unconcatenate", **fixes)
+
+    @overload(unstack)
+    def _unstack(g, arrays, axis=0):
+        elems = list(arrays)
+        fixes = {f"fix{i}": fixer(g, e) for i, e in enumerate(elems)}
+        lines = ["ax = axis + g.ndim if axis < 0 else axis", "gm = np.moveaxis(g, ax, 0)"]
+        lines += [f"p{i} = fix{i}(gm[{i}])" for i in range(len(elems))]
+        body = tuple_body(lines, len(elems))
+        return _nb_compile("def impl(g, arrays, axis=0):\n" + body, "unstack", **fixes)
+
+    def ndim_of(t):
+        return t.ndim if isinstance(t, types.Array) else 0
+
+    @overload(unhstack)
+    def _unhstack(g, tup):
+        elems = list(tup)
+        fixes = {f"fix{i}": fixer(g, e) for i, e in enumerate(elems)}
+        lines = ["lo = 0"]
+        one_d = all(ndim_of(e) <= 1 for e in elems)
+        for i, e in enumerate(elems):
+            if ndim_of(e) == 0:
+                lines += [f"p{i} = fix{i}(g[lo])", "lo = lo + 1"]
+            elif one_d:
+                lines += [f"hi = lo + tup[{i}].shape[0]", f"p{i} = fix{i}(g[lo:hi])", "lo = hi"]
+            else:
+                lines += [f"hi = lo + tup[{i}].shape[1]", f"p{i} = fix{i}(g[:, lo:hi])", "lo = hi"]
+        body = tuple_body(lines, len(elems))
+        return _nb_compile("def impl(g, tup):\n" + body, "unhstack", **fixes)
+
+    @overload(unvstack)
+    def _unvstack(g, tup):
+        elems = list(tup)
+        fixes = {f"fix{i}": fixer(g, e) for i, e in enumerate(elems)}
+        lines = ["lo = 0"]
+        for i, e in enumerate(elems):
+            nd = ndim_of(e)
+            if nd == 0:
+                lines += [f"p{i} = fix{i}(g[lo, 0])", "lo = lo + 1"]
+            elif nd == 1:
+                lines += [f"p{i} = fix{i}(g[lo])", "lo = lo + 1"]
+            else:
+                lines += [f"hi = lo + tup[{i}].shape[0]", f"p{i} = fix{i}(g[lo:hi])", "lo = hi"]
+        body = tuple_body(lines, len(elems))
+        return _nb_compile("def impl(g, tup):\n" + body, "unvstack", **fixes)
+
+    @register_jitable
+    def wrap_index(i, n, mode):
+        if mode == 1:  # wrap
+            i = i % n
+        elif mode == 2:  # clip
+            i = min(max(i, 0), n - 1)
+        elif i < 0:
+            i = i + n
+        return i
+
+    @overload(untake)
+    def _untake(g, a, indices, axis=None, mode="raise"):
+        m = _nb_literal(mode, "raise")
+        if m is _NOT_LITERAL or m not in ("raise", "wrap", "clip"):
+            raise TypingError("untake: mode must be a constant 'raise', 'wrap' or 'clip' under Numba")
+        code = {"raise": 0, "wrap": 1, "clip": 2}[m]
+        cplx = _nb_is_complex(a)
+        dt = np.complex128 if cplx else np.float64
+        fix = fixer(g, a)
+        idx_array = isinstance(indices, (types.Array, types.BaseTuple))
+        if not isinstance(a, types.Array):
+            raise TypingError("untake: a scalar array is not supported under Numba")
+        if _nb_is_none(axis):
+            def impl_flat(g, a, indices, axis=None, mode="raise"):
+                z = np.zeros(a.size, dt)
+                idx = np.asarray(indices).ravel()
+                gf = np.asarray(fix(g)).ravel()
+                for k in range(idx.size):
+                    z[wrap_index(idx[k], a.size, code)] += gf[k]
+                return z.reshape(a.shape)
+            return impl_flat
+        if not idx_array:
+            def impl_int(g, a, indices, axis=None, mode="raise"):
+                z = np.zeros(a.shape, dt)
+                ax = axis + a.ndim if axis < 0 else axis
+                zm = np.moveaxis(z, ax, 0)
+                zm[wrap_index(indices, a.shape[ax], code)] += fix(g)
+                return z
+            return impl_int
+        nd_idx = indices.ndim if isinstance(indices, types.Array) else 1
+        if nd_idx != 1:
+            raise TypingError("untake: along an axis, Numba supports integer or 1-d indices")
+
+        def impl_axis(g, a, indices, axis=None, mode="raise"):
+            z = np.zeros(a.shape, dt)
+            ax = axis + a.ndim if axis < 0 else axis
+            zm = np.moveaxis(z, ax, 0)
+            gm = np.moveaxis(fix(g), ax, 0)
+            idx = np.asarray(indices)
+            for k in range(idx.size):
+                zm[wrap_index(idx[k], a.shape[ax], code)] += gm[k]
+            return z
+        return impl_axis
+
+    @overload(unrepeat)
+    def _unrepeat(g, a, repeats, axis=None):
+        if not _nb_is_none(axis) or not isinstance(repeats, types.Integer):
+            raise TypingError("unrepeat: Numba supports an integer count without axis")
+        fix = fixer(g, a)
+        if isinstance(a, types.Array):
+            return lambda g, a, repeats, axis=None: \
+                fix(np.ascontiguousarray(g).reshape((a.size, repeats)).sum(axis=1).reshape(a.shape))
+        return lambda g, a, repeats, axis=None: fix(g.sum())

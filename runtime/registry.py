@@ -41,7 +41,8 @@ class Example:
 class Primitive:
     def __init__(self, name, obj=None, *, spelling=None, params=("x",), defaults=None,
                  kind="call", elementwise=False, linear=(), bilinear=False, nondiff=False,
-                 complex=True, numba=True, static=(), keyword_only=(), outputs=None, doc=""):
+                 complex=True, numba=True, static=(), keyword_only=(), outputs=None,
+                 returns_list=False, doc=""):
         self.name = name
         self.obj = obj
         self.spelling = spelling
@@ -58,6 +59,8 @@ class Primitive:
         self.keyword_only = tuple(keyword_only)  # never passed positionally
         # for primitives that return a tuple: outputs(bound_args) -> number of results
         self.outputs = outputs
+        # the result is a runtime list (its cotangent is a list, accumulated item by item)
+        self.returns_list = returns_list
         self.doc = doc
         self.jvp = None
         self.transpose: dict = {}

@@ -199,6 +199,10 @@ def source(fun, *example_args) -> str:
         callee = fun.default_callee()
     elif hasattr(fun, "__s2sad__"):
         return module_source(fun.__s2sad__)
+    elif isinstance(fun, Pullback):
+        return module_source(emit(fun.bwd))
+    elif isinstance(fun, LinearFn):
+        return module_source(emit(fun.lin))
     else:
         callee = pipeline.primal_callee(fun, tuple(SLeaf() for _ in range(_arity(fun))))
     return module_source(emit(callee))

@@ -41,15 +41,11 @@ ALL_CASES = [c for c in all_examples(complex_too=False) if not c[1].nondiff]
 _PROD_ZERO = ("runtime/rules/reductions.py: documented LIMITATION -- the JVP rules of prod_others / "
               "cumprod_tangent divide by `a`, so second derivatives of prod / cumprod at an exact zero "
               "are nan/inf (first derivatives are exact)")
-_JAC_ROWS = ("first-order reverse fails (test_registry_vjp too): 'internal: the transpose of {0} must "
-             "return one cotangent per element' -- runtime/rules/core.py's transpose rule for the list "
-             "argument returns a runtime list (jac_un{1}), transforms/transpose.py wants a tuple literal")
-_JAC_UNROWS = ("first-order reverse fails (test_registry_vjp too): runtime/helpers.py getitem_t calls "
-               "np.result_type(x) on a runtime list (the output of {0} indexed by [i]): 'TypeError: "
-               "Field elements must be 2- or 3-tuples'")
+_JAC_ROWS = ("forward over reverse: 'internal: a multi-output rule must return one tangent per "
+             "output' -- the JVP of the pullback, whose transpose of {0} unpacks one cotangent per "
+             "list element from a list-returning helper (runtime/rules/core.py {0} + transforms/jvp.py multi-output rules)")
+
 _SHARED = {
-    "jac_rows-0-real": _JAC_ROWS.format("jac_rows", "rows"),
-    "jac_stack-0-real": _JAC_ROWS.format("jac_stack", "stack"),
     "prod-8-real": _PROD_ZERO, "prod-9-real": _PROD_ZERO,
     "cumprod-6-real": _PROD_ZERO, "cumprod-7-real": _PROD_ZERO,
 }
@@ -57,8 +53,8 @@ _SHARED = {
 # case id -> reason. Forward-over-reverse (jvp of the pullback).
 XFAIL_FWD_OVER_REV: dict[str, str] = {
     **_SHARED,
-    "jac_unrows-0-real": _JAC_UNROWS.format("jac_unrows"),
-    "jac_unstack-0-real": _JAC_UNROWS.format("jac_unstack"),
+    "jac_rows-0-real": _JAC_ROWS.format("jac_rows"),
+    "jac_stack-0-real": _JAC_ROWS.format("jac_stack"),
 }
 
 # case id -> reason. Reverse-over-forward (grad of the paired jvp).
@@ -249,12 +245,8 @@ def test_reverse_over_forward(case):
         f"{name}: <grad of <jvp, w>, v> = {got} but finite differences give {fd}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a global constant passed to a pullback inside a transformed function is dropped from the "
-    "generated call: `pullback(W)` becomes `f_pullback(res0, res1)` while the callee takes "
-    "(res0, res1, ct0) -> 'TypeError: f_pullback_jvp() missing 1 required positional argument' "
-    "(the primal ad.source(g) is wrong too; PartialV call of the pipeline._pullback_driver "
-    "callee, transforms/specialize.py / pipeline.py)"))
+# regression: a global constant passed to a pullback inside a transformed function was
+# dropped from the generated call
 def test_pullback_of_a_global_cotangent():
     rng = np.random.default_rng(seed_of("global cotangent"))
     x, t, w = rng.normal(size=3), rng.normal(size=3), rng.normal(size=3)

@@ -371,7 +371,7 @@ class Linearizer:
                 if isinstance(n, gast.Assign) and isinstance(n.targets[0], gast.Name):
                     t = n.targets[0].id
                     v = n.value
-                    is_list = isinstance(v, gast.List) or \
+                    is_list = isinstance(v, gast.List) or _returns_list(v, self.ns) or \
                         (isinstance(v, gast.Name) and v.id in lists) or \
                         (isinstance(v, gast.Call) and isinstance(v.func, gast.Attribute)
                          and v.func.attr == "copy" and isinstance(v.func.value, gast.Name)
@@ -626,7 +626,9 @@ class Linearizer:
             self.ns["real_witness"] = helpers.real_witness
             value = ir.call(ir.name("real_witness"), [args[prim.params[0]]])
         elif prim.elementwise:
-            operands = [v for v in args.values() if not isinstance(v, gast.Constant)]
+            # real scalar constants change neither shape nor dtype kind; complex ones do
+            operands = [v for v in args.values() if not isinstance(v, gast.Constant)
+                        or isinstance(v.value, complex)]
             ids = {v.id for v in operands if isinstance(v, gast.Name)}
             if len(operands) == 1 or (len(ids) == 1 and all(isinstance(v, gast.Name) for v in operands)):
                 if isinstance(operands[0], gast.Name):
@@ -819,6 +821,16 @@ class Linearizer:
         local_res.append((name, st))
         self.use(name)
         return name
+
+
+def _returns_list(value, ns):
+    if not isinstance(value, gast.Call):
+        return False
+    try:
+        op = ops.classify(value, ns)
+    except (KeyError, TypeError):
+        return False
+    return op.kind == "prim" and getattr(op.prim, "returns_list", False)
 
 
 def _nested_blocks(block):

@@ -1485,7 +1485,11 @@ class Builder:
             raise self.error("keyword arguments to a generated function are not supported")
         leaves = []
         for a in args:
-            flatten(self._numbers_to_leaves(a, out), leaves)
+            # numbers and arrays known at transform time are passed as runtime values
+            flatten(self.as_leaves(self._numbers_to_leaves(a, out)), leaves)
+        if len(leaves) != len(callee.params):
+            raise self.error(f"{callee.name} takes {len(callee.params)} values, "
+                             f"{len(leaves)} were given")
         return self.emit_call(callee, leaves, target, out, discard)
 
     def emit_call(self, callee, leaves, target, out, discard):

@@ -352,9 +352,17 @@ def _(cols, y, x, cols_dot):
     return jac_stack(cols_dot, y, x)
 
 
-@jac_stack_p.deftranspose("cols")
-def _(ct, cols, y, x):
-    return jac_unstack(ct, y, x)
+def _seq_transposes():
+    # one cotangent per element of a list literal of columns / rows (see shapes.SequenceRule)
+    from s2sad.runtime.rules.shapes import deftranspose_seq
+
+    @deftranspose_seq(jac_stack_p, "cols")
+    def _(ct, cols, y, x):
+        return jac_unstack(ct, y, x)
+
+    @deftranspose_seq(jac_rows_p, "rows")
+    def _(ct, rows, y, x):
+        return jac_unrows(ct, y, x)
 
 
 jac_rows = helpers.jac_rows
@@ -362,7 +370,8 @@ jac_unrows = helpers.jac_unrows
 jac_rows_p = register("jac_rows", helpers.jac_rows, spelling="jac_rows", params=("rows", "y", "x"),
                       linear=("rows",), doc="stack Jacobian rows into y.shape + x.shape")
 jac_unrows_p = register("jac_unrows", helpers.jac_unrows, spelling="jac_unrows",
-                        params=("g", "y", "x"), linear=("g",), doc="the transpose of jac_rows")
+                        params=("g", "y", "x"), linear=("g",), returns_list=True,
+                        doc="the transpose of jac_rows")
 
 
 jac_rows_p.example("jac_rows([a, b, c], y, x)", a=real(2), b=real(2), c=real(2), y=real(3), x=real(2),
@@ -376,9 +385,6 @@ def _(rows, y, x, rows_dot):
     return jac_rows(rows_dot, y, x)
 
 
-@jac_rows_p.deftranspose("rows")
-def _(ct, rows, y, x):
-    return jac_unrows(ct, y, x)
 
 
 @jac_unrows_p.defjvp
@@ -393,7 +399,8 @@ def _(ct, g, y, x):
 
 jac_unstack = helpers.jac_unstack
 jac_unstack_p = register("jac_unstack", helpers.jac_unstack, spelling="jac_unstack",
-                         params=("g", "y", "x"), linear=("g",), doc="the transpose of jac_stack")
+                         params=("g", "y", "x"), linear=("g",), returns_list=True,
+                         doc="the transpose of jac_stack")
 
 
 jac_unstack_p.example("jac_unstack(g, y, x)[0]", g=real(2, 3), y=real(2), x=real(3), wrt=("g",))
@@ -479,3 +486,6 @@ def _(ct, g, like):
     return unbroadcast(ct, g)
 
 del wellcond, ints, bools
+
+
+_seq_transposes()

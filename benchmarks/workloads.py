@@ -60,3 +60,25 @@ def recurrence(x0, a, n=1000, dt=0.01):
 
 
 x0_vec = rng.normal(size=64) * 0.5
+
+
+def _step(x, a, dt):
+    return x + dt * (a * np.sin(x) - x ** 3)
+
+
+def recurrence_checkpointed(x0, a, n=1000, dt=0.01):
+    """The recurrence with its loop body under ad.checkpoint (saves x per step only)."""
+    import s2sad as ad
+    step = ad.checkpoint(_step)
+    x = x0
+    for i in range(n):
+        x = step(x, a, dt)
+    return np.sum(x ** 2)
+
+
+def recurrence_sum(x0, a, n=1000, dt=0.01):
+    """The recurrence, summed (a scalar for vector x0)."""
+    x = x0
+    for i in range(n):
+        x = x + dt * (a * np.sin(x) - x ** 3)
+    return np.sum(x ** 2)

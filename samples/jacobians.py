@@ -1,4 +1,5 @@
-"""Jacobians by forward mode (the JVP and jacfwd sections of the reference text)."""
+"""Jacobians and gradients (the JVP, jacfwd, jacrev and grad sections of the reference
+text 000, "Advanced automatic differentiation")."""
 
 import numpy as np
 
@@ -27,6 +28,14 @@ def predict_dict(params, inputs):
     return predict(params['W'], params['b'], inputs)
 
 
+def loss(W, b):
+    """Negative log-likelihood of the training labels."""
+    targets = np.array([True, True, False, True])
+    preds = predict(W, b, inputs)
+    label_probs = preds * targets + (1 - preds) * (1 - targets)
+    return -np.sum(np.log(label_probs))
+
+
 if __name__ == "__main__":
     f = lambda W: predict(W, b, inputs)
     y, u = ad.jvp(f, (W,), (np.ones(3),))
@@ -38,5 +47,9 @@ if __name__ == "__main__":
     for k, v in J_dict.items():
         print("Jacobian from {} to logits is".format(k))
         print(v)
+    print("jacrev result, with shape", ad.jacrev(f)(W).shape)
+    print("grad of the loss w.r.t. W:", ad.grad(loss)(W, b))
+    print("hessian of the loss w.r.t. W:")
+    print(ad.hessian(loss)(W, b))
     print()
-    print(ad.source(ad.jacfwd(f)))
+    print(ad.source(ad.grad(loss), W, b))

@@ -250,11 +250,21 @@ def check_grad_output(y, holomorphic=False):
     if shape != ():
         raise TypeError(f"Gradient only defined for scalar-output functions. Output had shape: "
                         f"{shape}.")
+    check_output_dtype(y, holomorphic, "grad")
+    return y
+
+
+def check_output_dtype(y, holomorphic, who):
+    """JAX's output dtype rules for grad and jacrev (real outputs, or complex ones with
+    holomorphic=True)."""
     if np.iscomplexobj(y) and not holomorphic:
-        raise TypeError("grad requires real-valued outputs (output dtype that is a sub-dtype of "
-                        "np.floating), but got complex128. For holomorphic differentiation, pass "
-                        "holomorphic=True. For differentiation of non-holomorphic functions "
-                        "involving complex outputs, use jax.vjp directly.")
+        raise TypeError(f"{who} requires real-valued outputs (output dtype that is a sub-dtype "
+                        f"of np.floating), but got {np.result_type(y).name}. For holomorphic "
+                        f"differentiation, pass holomorphic=True. For differentiation of "
+                        f"non-holomorphic functions involving complex outputs, use ad.vjp directly.")
+    if holomorphic and not np.iscomplexobj(y):
+        raise TypeError(f"{who} with holomorphic=True requires outputs with complex dtype, but "
+                        f"got {np.result_type(y).name}.")
     return y
 
 
@@ -335,6 +345,45 @@ def _register_numba_core(overload, types):
                     out = np.expand_dims(out.sum(axis=ax), ax)
             return out
         return same
+
+    def _promote(a_t, b_t):
+        """(conversion of a, conversion of b) to one dtype, for Numba's dot/outer."""
+        if _is_complex(a_t) == _is_complex(b_t):
+            return _keep, _keep
+        return (_keep, _to_complex) if _is_complex(a_t) else (_to_complex, _keep)
+
+    def _ndim(t):
+        return t.ndim if isinstance(t, types.Array) else 0
+
+    @overload(matmul_tx)
+    def _matmul_tx(g, x, y):
+        fg, fy = _promote(g, y)
+        nx, ny = _ndim(x), _ndim(y)
+        if nx == 1 and ny == 1:
+            return lambda g, x, y: unbroadcast(fg(g) * fy(y), x)
+        if nx == 1 and ny == 2:
+            return lambda g, x, y: unbroadcast(np.dot(np.ascontiguousarray(fy(y)), np.ascontiguousarray(fg(g))), x)
+        if nx == 2 and ny == 1:
+            return lambda g, x, y: unbroadcast(np.outer(fg(g), fy(y)), x)
+        if nx == 2 and ny == 2:
+            return lambda g, x, y: unbroadcast(
+                np.dot(np.ascontiguousarray(fg(g)), np.ascontiguousarray(fy(y).T)), x)
+        return None
+
+    @overload(matmul_ty)
+    def _matmul_ty(g, x, y):
+        fg, fx = _promote(g, x)
+        nx, ny = _ndim(x), _ndim(y)
+        if nx == 1 and ny == 1:
+            return lambda g, x, y: unbroadcast(fg(g) * fx(x), y)
+        if nx == 2 and ny == 1:
+            return lambda g, x, y: unbroadcast(np.dot(np.ascontiguousarray(fg(g)), np.ascontiguousarray(fx(x))), y)
+        if nx == 1 and ny == 2:
+            return lambda g, x, y: unbroadcast(np.outer(fx(x), fg(g)), y)
+        if nx == 2 and ny == 2:
+            return lambda g, x, y: unbroadcast(
+                np.dot(np.ascontiguousarray(fx(x).T), np.ascontiguousarray(fg(g))), y)
+        return None
 
     @overload(broadcast_like)
     def _broadcast_like(g, like):

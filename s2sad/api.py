@@ -139,8 +139,17 @@ class Transformed:
                                     f"dtype that is a sub-dtype of np.inexact), but got "
                                     f"{np.result_type(leaf).name}. If you want to use integer-valued "
                                     f"inputs, use vjp or set allow_int to True.")
-                if kind == "c" and not self.options.get("holomorphic", False) and self.kind != "jacfwd":
-                    pass
+                holo = self.options.get("holomorphic", False)
+                dtype = np.result_type(leaf).name
+                if holo and kind != "c":
+                    raise TypeError(f"{self.kind} with holomorphic=True requires inputs with "
+                                    f"complex dtype, but got {dtype}.")
+                if kind == "c" and not holo and self.kind == "jacfwd":
+                    raise TypeError(f"jacfwd requires real-valued inputs (input dtype that is a "
+                                    f"sub-dtype of np.floating), but got {dtype}. For holomorphic "
+                                    f"differentiation, pass holomorphic=True. For differentiation "
+                                    f"of non-holomorphic functions involving complex inputs, use "
+                                    f"ad.jvp directly.")
 
 
 def _arity(fun):
@@ -166,7 +175,7 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
 
     def build(t, skels):
         spec = pipeline.primal_callee(fun, skels)
-        return pipeline.jacfwd_callee(spec, argnums, has_aux)
+        return pipeline.jacfwd_callee(spec, argnums, has_aux, holomorphic=holomorphic)
     return Transformed("jacfwd", fun, options, build)
 
 
@@ -350,7 +359,7 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False):
 
     def build(t, skels):
         spec = pipeline.primal_callee(fun, skels)
-        return pipeline.jacrev_callee(spec, argnums, has_aux)
+        return pipeline.jacrev_callee(spec, argnums, has_aux, holomorphic=holomorphic)
     return Transformed("jacrev", fun, options, build)
 
 

@@ -283,10 +283,12 @@ def deps_valid(deps) -> bool:
 _NOTHING = object()
 
 
-def jacfwd_callee(spec, argnums=0, has_aux=False, name=None):
-    """Driver: the Jacobian of `spec` w.r.t. `argnums`, one JVP per input basis vector."""
-    key = (argnums if isinstance(argnums, int) else tuple(argnums), has_aux, name)
-    return cached_driver("jacfwd", spec, key, lambda: _jacfwd_callee(spec, argnums, has_aux, name))
+def jacfwd_callee(spec, argnums=0, has_aux=False, name=None, holomorphic=False):
+    """Driver: the Jacobian of `spec` w.r.t. `argnums`, one JVP per input basis vector.
+    With `holomorphic`, the outputs must be complex (JAX's check)."""
+    key = (argnums if isinstance(argnums, int) else tuple(argnums), has_aux, name, holomorphic)
+    return cached_driver("jacfwd", spec, key,
+                         lambda: _jacfwd_callee(spec, argnums, has_aux, name, holomorphic))
 
 
 def leaf_exprs(skel, base):
@@ -300,7 +302,7 @@ def leaf_exprs(skel, base):
     return []
 
 
-def _jacfwd_callee(spec, argnums, has_aux, name):
+def _jacfwd_callee(spec, argnums, has_aux, name, holomorphic=False):
     from s2sad.transforms.jvp import jvp_callee
     from s2sad.transforms.naming import Namer
     from s2sad.transforms.specialize import specialize_top
@@ -324,6 +326,10 @@ def _jacfwd_callee(spec, argnums, has_aux, name):
     ex = _Expr(glb)
     base = name or spec.name
     body = [f"out = __f__({', '.join(params)})"]
+    if holomorphic:
+        from s2sad.runtime import helpers
+        glb["check_output_dtype"] = helpers.check_output_dtype
+        body.extend(f"check_output_dtype({o}, True, 'jacfwd')" for o in outs)
     from s2sad.runtime import helpers
     glb["basis"] = helpers.basis
     glb["jac_stack"] = helpers.jac_stack
@@ -375,14 +381,16 @@ def _jacfwd_callee(spec, argnums, has_aux, name):
     return specialize_top(fn, tuple(_flat_params(spec)))
 
 
-def jacrev_callee(spec, argnums=0, has_aux=False, name=None):
+def jacrev_callee(spec, argnums=0, has_aux=False, name=None, holomorphic=None):
     """Driver: the Jacobian of `spec` by reverse mode -- one forward sweep, one backward
-    sweep per output element."""
-    key = (argnums if isinstance(argnums, int) else tuple(argnums), has_aux, name)
-    return cached_driver("jacrev", spec, key, lambda: _jacrev_callee(spec, argnums, has_aux, name))
+    sweep per output element. `holomorphic` (True/False) checks the outputs' dtype as JAX
+    does; None skips the check (internal uses)."""
+    key = (argnums if isinstance(argnums, int) else tuple(argnums), has_aux, name, holomorphic)
+    return cached_driver("jacrev", spec, key,
+                         lambda: _jacrev_callee(spec, argnums, has_aux, name, holomorphic))
 
 
-def _jacrev_callee(spec, argnums, has_aux, name):
+def _jacrev_callee(spec, argnums, has_aux, name, holomorphic=None):
     from s2sad.transforms.jvp import jvp_callee
     from s2sad.transforms.naming import Namer
     from s2sad.transforms.specialize import specialize_top
@@ -423,6 +431,10 @@ def _jacrev_callee(spec, argnums, has_aux, name):
     for i in fwd_outs:
         fwd_targets.append(outs[i] if i < n_primal else namer.fresh("const_dot"))
     body = [f"{', '.join(fwd_targets + res)}, = {sp.fwd.name}({', '.join(params)})"]
+    if holomorphic is not None:
+        glb["check_output_dtype"] = helpers.check_output_dtype
+        for o in range(n_main):
+            body.append(f"check_output_dtype({outs[o]}, {bool(holomorphic)}, 'jacrev')")
     grads = [namer.fresh(f"{params[k]}_bar") for k in in_leaves]
     jac = [dict() for _ in range(n_main)]
     for o in range(n_main):

@@ -296,6 +296,11 @@ def materialize(zero: Zero, namer, loc, namespace):
     return [stmt], ir.name(name)
 
 
+def _complex_zero(z):
+    like = getattr(z, "like", None)
+    return isinstance(like, gast.Constant) and isinstance(like.value, complex)
+
+
 def _zero_of(node, zeros):
     if isinstance(node, gast.Name) and node.id in zeros:
         return zeros[node.id]
@@ -317,10 +322,11 @@ def _fold(value):
                 return ir.const(BINOP_FUNCS[ops.BINOP_KEYS[type(value.op)]](l.value, r.value))
             except Exception:
                 return value
-        if isinstance(r, gast.Constant) and r.value == 1 and not isinstance(r.value, bool) \
+        # (1+0j) == 1, but multiplying by it makes a value complex: only real ones
+        if isinstance(r, gast.Constant) and r.value == 1 and type(r.value) in (int, float) \
                 and isinstance(value.op, (gast.Pow, gast.Mult, gast.Div)):
             return l
-        if isinstance(l, gast.Constant) and l.value == 1 and not isinstance(l.value, bool) \
+        if isinstance(l, gast.Constant) and l.value == 1 and type(l.value) in (int, float) \
                 and isinstance(value.op, gast.Mult):
             return r
     if isinstance(value, gast.UnaryOp) and isinstance(value.operand, gast.Constant) \
@@ -340,6 +346,9 @@ def _simplify(value, namespace, tpl, namer, created, loc, zeros):
     if isinstance(value, gast.BinOp):
         key = ops.BINOP_KEYS[type(value.op)]
         lz, rz = _zero_of(value.left, zeros), _zero_of(value.right, zeros)
+        if key in ("add", "sub") and (_complex_zero(lz) or _complex_zero(rz)):
+            # a complex zero makes the sum complex: keep it, as an explicit zero
+            return _materialize_zeros(value, zeros, namer, loc, namespace)
         if key == "add":
             if lz and rz:
                 return lz, []
@@ -369,6 +378,10 @@ def _simplify(value, namespace, tpl, namer, created, loc, zeros):
             if prim.bilinear or set(zero_params) >= set(linear_present):
                 return zeros[present[0]], []
     # Otherwise make explicit zeros for the symbolic ones.
+    return _materialize_zeros(value, zeros, namer, loc, namespace)
+
+
+def _materialize_zeros(value, zeros, namer, loc, namespace):
     pre = []
 
     class _Mat(gast.NodeTransformer):

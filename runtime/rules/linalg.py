@@ -1051,7 +1051,7 @@ solve_triangular = register(
     params=("a", "b", "trans", "lower", "unit_diagonal", "overwrite_b", "check_finite"),
     defaults={"trans": 0, "lower": False, "unit_diagonal": False, "overwrite_b": False,
               "check_finite": True},
-    linear=("b",), numba=False, doc="op(a) x = b for triangular a (not available in Numba)")
+    linear=("b",), doc="op(a) x = b for triangular a (Numba: s2sad's substitution loops)")
 solve_triangular.example("scipy.linalg.solve_triangular(a, b, lower=True)", a=lower(3), b=real(3)) \
     .example("scipy.linalg.solve_triangular(a, b, lower=True)", a=lower(4), b=real(4, 2)) \
     .example("scipy.linalg.solve_triangular(a, b)", a=_upper(3), b=real(3, 2)) \
@@ -1088,7 +1088,7 @@ def solve_triangular_t(a, g, trans=0, lower=False, unit_diagonal=False):
 solve_triangular_t_p = register(
     "solve_triangular_t", solve_triangular_t, spelling="solve_triangular_t",
     params=("a", "g", "trans", "lower", "unit_diagonal"),
-    defaults={"trans": 0, "lower": False, "unit_diagonal": False}, linear=("g",), numba=False,
+    defaults={"trans": 0, "lower": False, "unit_diagonal": False}, linear=("g",),
     doc="the transpose of scipy.linalg.solve_triangular in b")
 solve_triangular_t_p.example("solve_triangular_t(a, g, lower=True)", a=lower(3), g=real(3, 2),
                              solve_triangular_t=const(solve_triangular_t)) \
@@ -1330,6 +1330,7 @@ def register_numba():
     if _NUMBA_DONE:
         return
     _NUMBA_DONE = True
+    _register_numba_triangular()
     from numba import types
     from numba.core.errors import TypingError
     from numba.extending import overload
@@ -1596,3 +1597,88 @@ def register_numba():
             out[k:, k:] = d
             return out
         return impl
+
+
+# ------------------------------------------------------- Numba: triangular solves
+
+def _register_numba_triangular():
+    """Numba versions of scipy.linalg.solve_triangular and solve_triangular_t (substitution
+    loops; a 1- or 2-d right-hand side; trans given as 0/1/2 or 'N'/'T'/'C')."""
+    import numba
+    from numba import types
+    from numba.extending import overload, register_jitable
+
+    def _make_solve(dtype):
+        @register_jitable
+        def solve(a, b, code, lower, unit):
+            # op(T) x = b for the triangle T of a; op = identity, transpose, conjugate transpose
+            n = a.shape[0]
+            m = b.size // n
+            bb = np.ascontiguousarray(b).reshape((n, m))
+            x = np.empty((n, m), dtype=dtype)
+            for i in range(n):
+                for j in range(m):
+                    x[i, j] = bb[i, j]
+            # a solve with T^T / T^H eliminates from the other end
+            forward = lower if code == 0 else not lower
+            for j in range(m):
+                for step in range(n):
+                    i = step if forward else n - 1 - step
+                    s = x[i, j]
+                    for k in range(n):
+                        if (forward and k < i) or ((not forward) and k > i):
+                            t = a[i, k] if code == 0 else a[k, i]
+                            if code == 2:
+                                t = np.conj(t)
+                            s = s - t * x[k, j]
+                    if not unit:
+                        d = a[i, i] if code != 2 else np.conj(a[i, i])
+                        s = s / d
+                    x[i, j] = s
+            return x
+        return solve
+
+    _solve_real = _make_solve(np.float64)
+    _solve_cplx = _make_solve(np.complex128)
+
+    def _pick(a, b):
+        cplx = any(isinstance(t, types.Array) and isinstance(t.dtype, types.Complex) for t in (a, b))
+        solve = _solve_cplx if cplx else _solve_real
+        if b.ndim == 1:
+            return register_jitable(lambda a, b, c, lo, u: solve(a, b, c, lo, u)[:, 0].copy())
+        return register_jitable(lambda a, b, c, lo, u: solve(a, b, c, lo, u).reshape(b.shape))
+
+    def _code_of(trans):
+        if isinstance(trans, (types.UnicodeType, types.StringLiteral)):
+            def code(trans):
+                if trans == "N":
+                    return 0
+                if trans == "T":
+                    return 1
+                return 2
+            return code
+        return lambda trans: int(trans)
+
+    @overload(scipy.linalg.solve_triangular)
+    def _st(a, b, trans=0, lower=False, unit_diagonal=False, overwrite_b=False, check_finite=True):
+        code = register_jitable(_code_of(trans))
+        solve = _pick(a, b)
+
+        def impl(a, b, trans=0, lower=False, unit_diagonal=False, overwrite_b=False, check_finite=True):
+            return solve(a, b, code(trans), lower, unit_diagonal)
+        return impl
+
+    @overload(solve_triangular_t)
+    def _stt(a, g, trans=0, lower=False, unit_diagonal=False):
+        code = register_jitable(_code_of(trans))
+        solve = _pick(a, g)
+
+        def impl(a, g, trans=0, lower=False, unit_diagonal=False):
+            c = code(trans)
+            if c == 0:
+                return solve(a, g, 1, lower, unit_diagonal)
+            if c == 1:
+                return solve(a, g, 0, lower, unit_diagonal)
+            return np.conj(solve(a, np.conj(g), 0, lower, unit_diagonal))
+        return impl
+    return numba

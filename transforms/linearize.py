@@ -237,14 +237,21 @@ class Linearizer:
         lin = [p for p, a in op.args.items() if any(n in self.linear for n in loads(a))]
         bad = [p for p in lin if p not in prim.linear]
         if prim.nondiff or bad:
-            raise self.error(f"{prim.label()} is applied to a tangent value, which is not linear "
-                             f"(in its argument {', '.join(bad) or lin[0]})",
+            raise self.error(f"in {self._where()}: {prim.label()} is applied to a tangent value, "
+                             f"which is not linear (in its argument {', '.join(bad) or lin[0]})",
                              hint="a JVP rule (custom_jvp) must return a tangent that is linear "
                                   "in the input tangents")
         if prim.bilinear and len(lin) > 1:
-            raise self.error(f"{prim.label()} of two tangent values is not linear",
+            raise self.error(f"in {self._where()}: {prim.label()} of two tangent values is not linear",
                              hint="a JVP rule (custom_jvp) must return a tangent that is linear "
                                   "in the input tangents")
+
+    def _where(self):
+        """The user function whose tangent code this is (a custom_jvp rule, usually)."""
+        c = self.c
+        while getattr(c, "base", None) is not None:
+            c = c.base
+        return getattr(c, "name", "?")
 
     # ------------------------------------------------------------ residual plan
     def plan(self):

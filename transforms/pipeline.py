@@ -239,6 +239,15 @@ def _flat_params(spec):
 _DRIVERS: dict = {}
 
 
+def clear_caches():
+    """Forget every specialization, derivative and driver (benchmarks of transform time;
+    transformed functions made before keep theirs)."""
+    from s2sad.transforms import capture, jvp, specialize, vjp
+    for cache in (specialize._SPECS, specialize._NORMALIZED, jvp._JVPS, vjp._SPLITS, vjp._GRADS,
+                  _DRIVERS, capture._AST_CACHE):
+        cache.clear()
+
+
 def cached_driver(kind, spec, options, build):
     """Drivers are cached by the callee they drive and their options."""
     key = (kind, id(spec), options)

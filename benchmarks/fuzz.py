@@ -1,0 +1,284 @@
+"""Long randomized differential-testing campaign of every s2sad transform (issue 6).
+
+    python benchmarks/fuzz.py --programs 10000 [--seed N] [--jobs 2] [--out fuzz-failures]
+
+Programs come from tests/fuzz_programs.py (hypothesis strategies) and are checked by its
+oracles.  Work is split into chunks, each run by a fresh subprocess (so a hang, a crash or
+s2sad's caches cannot spoil the rest); each chunk is a hypothesis run with its own seed.
+When a program fails with a (status, oracle, error) signature not seen before, hypothesis
+shrinks it to a minimal program, saved as ``OUT/bugs/<n>_<oracle>.py``; later failures that
+have a known signature and every feature of that bug's minimal program are counted but not
+shrunk again.  Every failing program (unshrunk) is saved under ``OUT/raw/``.  About one
+program in ten is an unsupported-construct program (TransformError must name the line).
+
+Prints: programs tried / ok / rejected (no well-conditioned input) / mismatches / internal
+errors / TransformErrors, the distinct bugs, and where their sources are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.join(os.path.dirname(HERE), "tests")
+
+
+# ---------------------------------------------------------------------------- chunk
+
+def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_every, disable):
+    sys.path.insert(0, TESTS)
+    import numpy as np  # noqa: F401
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hseed
+    from hypothesis import strategies as st
+
+    import fuzz_programs as FP
+
+    known = []
+    if os.path.exists(known_path):
+        with open(known_path) as fh:
+            known = [(tuple(k["signature"]), frozenset(k["features"])) for k in map(json.loads, fh)]
+    allow = None
+    if disable:
+        allow = FP.ALL_FEATURES - set(disable)
+    stats = Counter()
+    failures = []      # (signature, status, oracle, message, path)
+    new_bugs = []
+    state = {"shrinking": False, "target": None, "best": None, "t0": 0.0, "n": 0}
+    raw_dir = os.path.join(out_dir, "raw")
+    bug_dir = os.path.join(out_dir, "bugs")
+    os.makedirs(raw_dir, exist_ok=True)
+    os.makedirs(bug_dir, exist_ok=True)
+
+    class Found(Exception):
+        pass
+
+    def is_known(sig, feats):
+        return any(sig == s and f <= feats for s, f in known)
+
+    def body(prog, input_seed, unsupported):
+        shrinking = state["shrinking"]
+        if not shrinking:
+            state["n"] += 1
+        if shrinking and time.time() - state["t0"] > shrink_seconds:
+            return
+        if unsupported:
+            out = FP.check_unsupported(prog)
+            fails = [out] if out.status != "ok" else []
+        else:
+            oracles = FP.ORACLES
+            if shrinking and state["target_stage"] in FP.ORACLES:   # only the one that failed
+                t = state["target_stage"]
+                oracles = ("jvp", t) if t in FP.NEEDS_JVP else (t,)
+            out = FP.check(prog, input_seed, oracles=oracles)
+            fails = getattr(out, "failures", [])
+        if not shrinking:
+            stats["tried"] += 1
+            stats["unsupported" if unsupported else "supported"] += 1
+            stats["ok" if not fails and out.status == "ok" else
+                  "rejected" if out.status == "rejected" else "failed"] += 1
+            kinds = {f.status for f in fails}
+            for k in kinds:                       # programs with at least one failure of a kind
+                stats[k] += 1
+            for f in fails:
+                if f.status == "transform_error":
+                    stats["te:" + f.signature()[1]] += 1
+        bad = [f for f in fails if f.status in ("mismatch", "internal_error")]
+        if not bad:
+            return
+        if not shrinking:
+            name = f"{seed}_{state['n']:05d}_{bad[0].status}.py"
+            path = os.path.join(raw_dir, name)
+            with open(path, "w") as fh:
+                fh.write("\n".join(FP.describe(prog, f).split("\n# shapes")[0] for f in bad[1:])
+                         + ("\n" if len(bad) > 1 else "") + FP.describe(prog, bad[0]))
+            for f in bad:
+                failures.append((list(f.signature()), f.status, f.oracle, f.message[:300], path))
+            new = [f for f in bad if not is_known(f.signature(), prog.features)]
+            if not new:
+                return
+            state.update(shrinking=True, target=new[0].signature(), t0=time.time(),
+                         target_stage=new[0].stage)
+            state["best"] = (prog, new[0])
+            raise Found()
+        match = [f for f in bad if f.signature() == state["target"]]
+        if not match:
+            return
+        state["best"] = (prog, match[0])
+        raise Found()
+
+    remaining = count
+    sub = 0
+    while remaining > 0:
+        n = min(remaining, 50)
+        start = stats["tried"]
+
+        @settings(max_examples=n, database=None, deadline=None, derandomize=False,
+                  phases=[Phase.generate, Phase.shrink], report_multiple_bugs=False,
+                  suppress_health_check=list(HealthCheck), print_blob=False)
+        @hseed(seed * 1000 + sub)
+        @given(st.data())
+        def test(data):
+            unsupported = unsupported_every and data.draw(st.integers(0, unsupported_every - 1)) == 0
+            if unsupported:
+                prog = data.draw(FP.unsupported_programs())
+            else:
+                prog = data.draw(FP.programs(allow=allow))
+            body(prog, data.draw(st.integers(0, 2 ** 16)), unsupported)
+
+        try:
+            test()
+        except Found:
+            pass
+        except Exception as e:  # hypothesis wraps Found in its own errors at times
+            if "Found" not in repr(e):
+                stats["harness_errors"] += 1
+                print(f"harness error: {type(e).__name__}: {e}", file=sys.stderr)
+        if state["shrinking"] and state["best"] is not None:
+            prog, out = state["best"]
+            k = len(os.listdir(bug_dir))
+            slug = "".join(ch if ch.isalnum() else "_" for ch in out.oracle)[:40]
+            path = os.path.join(bug_dir, f"{seed}_{k:03d}_{out.status}_{slug}.py")
+            with open(path, "w") as fh:
+                fh.write(FP.describe(prog, out))
+            entry = {"signature": list(out.signature()), "features": sorted(prog.features),
+                     "status": out.status, "oracle": out.oracle, "message": out.message[:500],
+                     "detail": out.detail, "path": path, "source": prog.source}
+            new_bugs.append(entry)
+            known.append((tuple(entry["signature"]), frozenset(prog.features)))
+            with open(known_path, "a") as fh:
+                fh.write(json.dumps(entry) + "\n")
+        state.update(shrinking=False, target=None, best=None)
+        done = stats["tried"] - start
+        remaining -= max(done, 1)
+        sub += 1
+    return {"stats": dict(stats), "failures": failures, "new_bugs": new_bugs}
+
+
+# ---------------------------------------------------------------------------- driver
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--programs", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--chunk", type=int, default=100, help="programs per subprocess")
+    ap.add_argument("--out", default="fuzz-failures")
+    ap.add_argument("--shrink-seconds", type=float, default=240.0)
+    ap.add_argument("--unsupported-every", type=int, default=10,
+                    help="one program in this many is an unsupported-construct program (0: none)")
+    ap.add_argument("--disable", default="",
+                    help="comma-separated generator features to leave out (e.g. known bugs)")
+    ap.add_argument("--chunk-timeout", type=float, default=3600.0)
+    ap.add_argument("--worker", nargs=2, metavar=("SEED", "COUNT"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    known_path = os.path.join(args.out, "known_bugs.jsonl")
+    disable = [d for d in args.disable.split(",") if d]
+
+    if args.worker:
+        res = run_chunk(int(args.worker[0]), int(args.worker[1]), args.out, known_path,
+                        args.shrink_seconds, args.unsupported_every, disable)
+        print("RESULT " + json.dumps(res))
+        return 0
+
+    t0 = time.time()
+    chunks = []
+    left, k = args.programs, 0
+    while left > 0:
+        n = min(args.chunk, left)
+        chunks.append((args.seed * 100000 + k, n))
+        left -= n
+        k += 1
+    total = Counter()
+    failures, bugs = [], []
+    running = []
+    log = open(os.path.join(args.out, "campaign.log"), "a")
+
+    def launch(cseed, n):
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(cseed), str(n),
+               "--out", args.out, "--shrink-seconds", str(args.shrink_seconds),
+               "--unsupported-every", str(args.unsupported_every), "--disable", args.disable]
+        env = dict(os.environ, PYTHONHASHSEED=str(cseed % 4294967295))
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        return (p, cseed, n, time.time())
+
+    def reap(entry):
+        p, cseed, n, started = entry
+        try:
+            out, err = p.communicate(timeout=max(1.0, args.chunk_timeout - (time.time() - started)))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            total["chunk_timeouts"] += 1
+        res = None
+        for line in out.splitlines():
+            if line.startswith("RESULT "):
+                res = json.loads(line[7:])
+        if res is None:
+            total["chunk_crashes"] += 1
+            log.write(f"chunk {cseed} crashed:\n{err[-3000:]}\n")
+            log.flush()
+            return
+        total.update(res["stats"])
+        failures.extend(res["failures"])
+        bugs.extend(res["new_bugs"])
+        s = res["stats"]
+        msg = (f"[{time.time() - t0:7.0f}s] chunk {cseed}: tried {s.get('tried', 0)}, "
+               f"mismatch {s.get('mismatch', 0)}, internal {s.get('internal_error', 0)}, "
+               f"TransformError {s.get('transform_error', 0)}, rejected {s.get('rejected', 0)}; "
+               f"total tried {total['tried']}")
+        print(msg, flush=True)
+        log.write(msg + "\n")
+        log.flush()
+
+    pending = list(chunks)
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            running.append(launch(*pending.pop(0)))
+        time.sleep(0.5)
+        for entry in list(running):
+            if entry[0].poll() is not None:
+                running.remove(entry)
+                reap(entry)
+
+    elapsed = time.time() - t0
+    print()
+    print(f"programs tried      {total['tried']}  ({total['supported']} valid, "
+          f"{total['unsupported']} with an unsupported construct) in {elapsed:.0f}s")
+    print(f"ok                  {total['ok']}")
+    print(f"failed              {total['failed']}  (programs with at least one failing oracle)")
+    print(f"rejected inputs     {total['rejected']}  (no well-conditioned input found)")
+    print(f"mismatches          {total['mismatch']}  (programs with a wrong result)")
+    print(f"internal errors     {total['internal_error']}  (programs where s2sad raised another exception)")
+    print(f"TransformErrors     {total['transform_error']}  (programs s2sad refused; valid ones, and "
+          f"unsupported ones refused wrongly)")
+    if total["chunk_crashes"] or total["chunk_timeouts"] or total["harness_errors"]:
+        print(f"chunk crashes {total['chunk_crashes']}, chunk timeouts {total['chunk_timeouts']}, "
+              f"harness errors {total['harness_errors']}")
+    tes = sorted(((v, k[3:]) for k, v in total.items() if k.startswith("te:")), reverse=True)
+    if tes:
+        print("\nTransformError messages on valid programs:")
+        for v, k in tes:
+            print(f"  {v:5d}  {k}")
+    by_sig = Counter(tuple(map(str, f[0])) for f in failures)
+    print(f"\ndistinct failure signatures: {len(by_sig)} (failing oracle runs per signature)")
+    for sig, cnt in by_sig.most_common():
+        print(f"  {cnt:5d}  {' | '.join(sig)}")
+    print(f"\nminimal reproducers ({len(bugs)}) in {os.path.join(args.out, 'bugs')}:")
+    for b in bugs:
+        print(f"  {b['path']}: {b['oracle']}: {b['message'].splitlines()[0][:150]}")
+    with open(os.path.join(args.out, "summary.json"), "w") as fh:
+        json.dump({"stats": dict(total), "elapsed": elapsed, "bugs": bugs,
+                   "signatures": {" | ".join(k): v for k, v in by_sig.items()}}, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

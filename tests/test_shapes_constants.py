@@ -243,17 +243,12 @@ def test_full_like_of_an_active_prototype_has_a_zero_tangent():
     np.testing.assert_array_equal(tan, np.zeros(3))
 
 
-@pytest.mark.xfail(reason="jvp.tangent_of: an all-inactive nested tuple becomes Zero(like=tuple) "
-                          "and zero_tangent(tuple) returns 0.0, a ragged tangent", strict=False)
 def test_nested_array_literal_with_an_inactive_row():
     def f(x, y):
         return np.array([[x, y], [1.0, 2.0]])
     check_jvp(f, 0.3, -1.2)
 
 
-@pytest.mark.xfail(reason="normalize: a method called on a computed receiver is bound to a "
-                          "temporary first ((x*2).reshape(-1)), which specialize rejects",
-                   strict=False)
 def test_method_on_a_computed_receiver():
     def f(x):
         return (x * 2).reshape(-1)

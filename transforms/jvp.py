@@ -19,7 +19,7 @@ import gast
 from s2sad.errors import TransformError
 from s2sad.transforms import activity as activity_mod
 from s2sad.transforms import ir, ops
-from s2sad.transforms.naming import Namer, names_in
+from s2sad.transforms.naming import Namer, bind_callee, names_in
 from s2sad.transforms.simplify import resolve, simplify
 from s2sad.transforms.templates import Zero
 from s2sad.transforms.values import SConst, SLeaf, STup, count_leaves
@@ -475,15 +475,7 @@ class _JVPPass:
                 out.extend(self.zero_stmts(n))
 
     def _bind(self, callee):
-        for k, v in self.ns.items():
-            if v is callee:
-                return k
-        name = callee.name
-        if name in self.ns or name in self.namer.taken:
-            name = self.namer.fresh(name)
-        self.namer.reserve(name)
-        self.ns[name] = callee
-        return name
+        return bind_callee(self.ns, self.namer, callee)
 
     def custom_vjp_call(self, s, op, outs, mask, cv, out):
         """Reverse mode through a custom_vjp function: the user's fwd, then an opaque linear

@@ -34,7 +34,7 @@ import gast
 from s2sad.errors import TransformError
 from s2sad.transforms import ir, ops
 from s2sad.transforms.activity import targets_of
-from s2sad.transforms.naming import Namer, names_in
+from s2sad.transforms.naming import Namer, bind_callee, names_in
 from s2sad.transforms.restructure import restructure
 
 # primitives whose result may share memory with their (first) argument
@@ -692,15 +692,7 @@ class Linearizer:
         lin.append(new)
 
     def _bind(self, callee):
-        for k, v in self.ns.items():
-            if v is callee:
-                return k
-        name = callee.name
-        if name in self.ns or name in self.namer.taken:
-            name = self.namer.fresh(name)
-        self.namer.reserve(name)
-        self.ns[name] = callee
-        return name
+        return bind_callee(self.ns, self.namer, callee)
 
     # ------------------------------------------------------------------- loops
     def for_loop(self, s, fwd, lin, depth, snaps, local_res):

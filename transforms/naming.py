@@ -60,3 +60,16 @@ class Namer:
 
     def child(self) -> "Namer":
         return Namer(self.taken)
+
+
+def bind_callee(namespace, namer, callee) -> str:
+    """The name under which generated code calls `callee` (bound in `namespace` once)."""
+    for k, v in namespace.items():
+        if v is callee:
+            return k
+    name = callee.name
+    if name in namespace or name in namer.taken:
+        name = namer.fresh(name)
+    namer.reserve(name)
+    namespace[name] = callee
+    return name

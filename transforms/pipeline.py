@@ -277,19 +277,10 @@ def deps_of(callee, seen=None):
 
 
 def deps_valid(deps) -> bool:
-    for mapping, name, obj in deps:
-        if isinstance(mapping, types.CellType):
-            try:
-                if mapping.cell_contents is not obj:
-                    return False
-            except ValueError:
-                return False
-        elif mapping.get(name, _NOTHING) is not obj:
-            return False
-    return True
+    from s2sad.transforms.specialize import deps_valid as valid
+    return valid(deps)
 
 
-_NOTHING = object()
 
 
 def jacfwd_callee(spec, argnums=0, has_aux=False, name=None, holomorphic=False):

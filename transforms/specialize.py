@@ -91,8 +91,9 @@ _SPECS: dict = {}
 _NORMALIZED: dict = {}
 
 
-def _valid(spec) -> bool:
-    for mapping, name, obj in spec.deps:
+def deps_valid(deps) -> bool:
+    """Do the names generated code read at transform time still mean the same objects?"""
+    for mapping, name, obj in deps:
         if isinstance(mapping, types.CellType):
             try:
                 if mapping.cell_contents is not obj:
@@ -102,6 +103,10 @@ def _valid(spec) -> bool:
         elif mapping.get(name, _MISSING) is not obj:
             return False
     return True
+
+
+def _valid(spec) -> bool:
+    return deps_valid(spec.deps)
 
 
 _MISSING = object()

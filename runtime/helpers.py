@@ -246,6 +246,8 @@ def _dtype_of(o):
 
 def check_grad_output(y, holomorphic=False):
     """grad needs a real scalar output (or a complex one with holomorphic=True)."""
+    if type(y) in _FLOATS and not holomorphic:
+        return y  # the common case, fast
     shape = np.shape(y)
     if shape != ():
         raise TypeError(f"Gradient only defined for scalar-output functions. Output had shape: "

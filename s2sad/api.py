@@ -132,21 +132,23 @@ class Transformed:
             if not -len(args) <= a < len(args):
                 raise TypeError(f"{self.kind} of a function called with {len(args)} positional "
                                 f"arguments cannot differentiate argument {a} (argnums={nums})")
+            holo = self.options.get("holomorphic", False)
             for leaf in pipeline.leaves_of(args[a], skels[a]):
+                if type(leaf) is float and not holo:
+                    continue  # the common case, fast
                 kind = np.result_type(leaf).kind
                 if kind not in "fc":
                     raise TypeError(f"{self.kind} requires real- or complex-valued inputs (input "
                                     f"dtype that is a sub-dtype of np.inexact), but got "
                                     f"{np.result_type(leaf).name}. If you want to use integer-valued "
                                     f"inputs, use vjp or set allow_int to True.")
-                holo = self.options.get("holomorphic", False)
-                dtype = np.result_type(leaf).name
                 if holo and kind != "c":
                     raise TypeError(f"{self.kind} with holomorphic=True requires inputs with "
-                                    f"complex dtype, but got {dtype}.")
+                                    f"complex dtype, but got {np.result_type(leaf).name}.")
                 if kind == "c" and not holo and self.kind == "jacfwd":
                     raise TypeError(f"jacfwd requires real-valued inputs (input dtype that is a "
-                                    f"sub-dtype of np.floating), but got {dtype}. For holomorphic "
+                                    f"sub-dtype of np.floating), but got "
+                                    f"{np.result_type(leaf).name}. For holomorphic "
                                     f"differentiation, pass holomorphic=True. For differentiation "
                                     f"of non-holomorphic functions involving complex inputs, use "
                                     f"ad.jvp directly.")

@@ -157,7 +157,7 @@ class _JVPPass:
         fdef = ir.function_def(d.name, params + tangent_params, body, loc=src)
         ir.fill_empty_blocks(fdef)
         renames = {}
-        simplify(fdef, self.ns, renames)
+        simplify(fdef, self.ns, renames, cse=False)
         d.fdef = fdef
         d.namespace = prune_namespace(self.ns, fdef)
         # shape witnesses for reverse mode: a tangent has the shape of its primal (under

@@ -277,7 +277,9 @@ def deps_of(callee, seen=None):
 
 
 def deps_valid(deps) -> bool:
+    global deps_valid
     from s2sad.transforms.specialize import deps_valid as valid
+    deps_valid = valid  # bound on first use (specialize imports this module)
     return valid(deps)
 
 

@@ -8,6 +8,8 @@
 - A call of a generated function that only passes some of its parameters through
   (``return (a, c)``) becomes plain assignments; a call of one that only forwards to
   another (``a, b = g(x, 1.0); return (a, b)``) calls that one directly.
+- Common subexpressions: in a straight-line block, a second ``t2 = <op>`` of the same
+  pure arithmetic on unchanged operands becomes ``t2 = t1`` (then propagated away).
 - Dead cycles and tapes: a mark-and-sweep over names removes pure statements that only
   feed each other (a cursor that only counts itself) and tapes whose records nobody reads
   (a list made here, only appended to and popped from into dead variables).
@@ -26,15 +28,18 @@ from s2sad.transforms import ir, ops
 _IMPURE = {"method.pop", "method.append"}
 
 
-def simplify(fdef, namespace, renames=None):
+def simplify(fdef, namespace, renames=None, cse=True):
     """Simplify in place. `renames` (a dict), when given, records each variable that copy
-    propagation replaced by another (old -> new)."""
+    propagation replaced by another (old -> new). `cse=False` keeps common subexpressions
+    (JVP code, whose shape-witness annotations name variables by what they compute)."""
     changed = True
     rounds = 0
     while changed and rounds < 20:
         rounds += 1
         changed = _inline_passthrough(fdef, namespace)
         changed |= _inline_forwarding(fdef, namespace)
+        if cse:
+            changed |= _common_subexpressions(fdef, namespace)
         changed |= _propagate(fdef, namespace, renames)
         changed |= _remove_dead(fdef, namespace)
         if not changed:
@@ -98,6 +103,60 @@ class _Rename(gast.NodeTransformer):
 
 def _count(names, name):
     return sum(1 for n in names if n == name)
+
+
+def _cse_key(value, namespace):
+    """A key for a pure arithmetic expression (None for anything else)."""
+    if isinstance(value, (gast.BinOp, gast.UnaryOp)):
+        pass
+    elif isinstance(value, gast.Call):
+        try:
+            op = ops.classify(value, namespace)
+        except (KeyError, TypeError):
+            return None
+        if op.kind != "prim" or not op.prim.elementwise:
+            return None  # constructors and the like must stay distinct objects
+    else:
+        return None
+    if not all(isinstance(n, (gast.Name, gast.Constant, gast.Attribute, gast.Load, gast.Call,
+                              gast.BinOp, gast.UnaryOp, gast.operator, gast.unaryop, gast.keyword))
+               for n in gast.walk(value)):
+        return None
+    return gast.dump(value)
+
+
+def _common_subexpressions(fdef, namespace) -> bool:
+    stores = _stores(fdef)
+    mutated = {n.value.id for n in gast.walk(fdef)
+               if isinstance(n, gast.Subscript) and isinstance(n.ctx, gast.Store)
+               and isinstance(n.value, gast.Name)}
+    changed = False
+    for block in _blocks(fdef):
+        seen = {}   # key -> (target, names read)
+        for s in block:
+            new = None
+            if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name):
+                t = s.targets[0].id
+                key = _cse_key(s.value, namespace)
+                if key is not None and t not in mutated and _count(stores, t) == 1:
+                    hit = seen.get(key)
+                    if hit is not None and hit[0] != t:
+                        s.value = ir.name(hit[0])
+                        changed = True
+                    elif hit is None:
+                        new = (key, (t, set(_loads(s.value))))
+            # anything this statement writes invalidates expressions that read it
+            written = set(_stores(s)) | {n.value.id for n in gast.walk(s)
+                                         if isinstance(n, gast.Subscript) and isinstance(n.ctx, gast.Store)
+                                         and isinstance(n.value, gast.Name)}
+            if not isinstance(s, gast.Assign) or not isinstance(s.targets[0], gast.Name):
+                written |= {n for n in _loads(s)}  # calls with effects: be conservative
+            if written:
+                seen = {k: v for k, v in seen.items() if not (v[1] & written) and v[0] not in written}
+            if new is not None and not (new[1][1] & written - {new[1][0]}) \
+                    and new[1][0] not in new[1][1]:
+                seen[new[0]] = new[1]
+    return changed
 
 
 def _passthrough(callee):

@@ -14,9 +14,11 @@ def njit_callee(callee):
     ns = E.namespace_of(gen)
     src = E.module_source(gen)
     exec(compile(src, f"<numba guard {gen.name}>", "exec"), ns)
-    for g in E.all_generated(gen):
-        ns[g.name] = numba.njit(boundscheck=True)(ns[g.name])
-    return ns[gen.name]
+    gens = E.all_generated(gen)
+    names = E.module_names(gens)
+    for g in gens:
+        ns[names[id(g)]] = numba.njit(boundscheck=True)(ns[names[id(g)]])
+    return ns[names[id(gen)]]
 
 
 def njit_transformed(transformed, *args):

@@ -27,3 +27,12 @@ def test_missing_rules():
         ad.grad(E.no_vjp_rule)(1.0)
     with pytest.raises(TypeError, match="can't apply forward-mode autodiff"):
         ad.jvp(E.no_vjp_rule, (1.0,), (1.0,))
+
+
+def test_a_number_passed_to_a_custom_vjp_function_gets_a_cotangent_slot():
+    # regression: a literal for a differentiable argument had no leaf to pair with bwd's
+    # cotangent, and grad raised a structure error
+    import numpy as np
+    import test_seeds_custom as S
+    g = ad.grad(lambda x: S.f_tldr_vjp(x, 3.0))(0.7)
+    assert g == pytest.approx(3.0 * np.cos(0.7), rel=1e-14)

@@ -65,3 +65,27 @@ def test_grad_source_compiles_with_numba(name, f, args):
     g = ad.grad(f)
     compiled = njit_transformed(g, *args)
     np.testing.assert_allclose(compiled(*args), g(*args), rtol=1e-12, atol=1e-12)
+
+
+# reverse mode through custom rules and checkpoints compiles too
+def _custom_and_checkpoint_cases():
+    import checkpoint_cases as C
+    import test_seeds_custom as S
+    return [
+        ("checkpoint_loop", lambda x0: C.rec_module(x0, 1.3, 5), (rng.normal(size=3),)),
+        ("checkpoint_matrix", lambda W: C.mlp(W, np.ones(4)), (rng.normal(size=(4, 4)) * 0.5,)),
+        ("custom_jvp", lambda x: S.f_tldr(x, 3.0) + S.log1pexp(x), (0.7,)),
+        ("custom_jvp_defjvps", lambda x: S.f_tldr_jvps(x, 3.0), (0.7,)),
+        ("custom_vjp", lambda x: S.f_tldr_vjp(x, 3.0), (0.7,)),
+        # (np.clip of a scalar is not in Numba: the clipping example runs on an array)
+        ("custom_vjp_nondiff", lambda x: np.sum(S.clip_sin(x)), (rng.normal(size=4),)),
+    ]
+
+
+@pytest.mark.parametrize("name,f,args", _custom_and_checkpoint_cases(),
+                         ids=[c[0] for c in _custom_and_checkpoint_cases()])
+def test_grad_through_checkpoints_compiles_with_numba(name, f, args):
+    import s2sad as ad
+    g = ad.grad(f)
+    compiled = njit_transformed(g, *args)
+    np.testing.assert_allclose(compiled(*args), g(*args), rtol=1e-12, atol=1e-12)

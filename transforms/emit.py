@@ -136,13 +136,10 @@ def module_source(root: Generated) -> str:
     return "\n".join(head) + "\n\n\n" + body + "\n"
 
 
-def _module_sources(gens):
-    """Each function's source, with one module-wide name per generated function.
-
-    Two generated functions may share a name (two specializations of one user function)
-    and a caller may bind a callee under another name than its ``def``; in one module
-    text each gets a unique name and every call refers to it.
-    """
+def module_names(gens) -> dict:
+    """One module-wide name per generated function (id -> name): two generated functions
+    may share a name (two specializations of one user function), and a caller may bind a
+    callee under another name than its ``def``."""
     taken = set()
     for g in gens:
         taken.update(n.id for n in gast.walk(g.callee.fdef) if isinstance(n, gast.Name))
@@ -155,6 +152,12 @@ def _module_sources(gens):
             name = f"{base}_{k}"
             k += 1
         names[id(g)] = name
+    return names
+
+
+def _module_sources(gens):
+    """Each function's source, under its module-wide name, calls renamed to match."""
+    names = module_names(gens)
     out = []
     for g in gens:
         fdef = copy.deepcopy(g.callee.fdef)

@@ -505,7 +505,8 @@ class _JVPPass:
         r_skel, r_leaves = flatten(b.as_leaves(res.items[1]))
         nondiff = set(cv.nondiff_argnums)
         nd_args = [a for i, a in enumerate(args) if i in nondiff]
-        diff_args = [a for i, a in enumerate(args) if i not in nondiff]
+        # numbers passed for differentiable arguments are runtime values (they get cotangents)
+        diff_args = [b.as_leaves(a) for i, a in enumerate(args) if i not in nondiff]
         nd_skels, nd_leaves, diff_skels, diff_leaves = [], [], [], []
         for a in nd_args:
             sk, lv = flatten(a)

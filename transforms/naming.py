@@ -39,9 +39,33 @@ def clean(hint: str, limit: int = 20) -> str:
     return hint
 
 
+_RESERVED = None
+
+
+def reserved() -> frozenset:
+    """Names generated code may refer to as globals: the run-time helpers, the names rules
+    spell primitives with (``np``, ``unbroadcast``, ``len`` ...) and builtins. A fresh
+    variable never takes one of them."""
+    global _RESERVED
+    if _RESERVED is None:
+        import builtins
+        from s2sad.runtime import helpers, registry
+        names = {n for n in vars(helpers) if not n.startswith("_")}
+        names |= {n for n in dir(builtins) if not n.startswith("_")}
+        names |= {"np", "numpy", "scipy", "math"}
+        registry._load_rules()
+        for prim in registry.all_primitives():
+            spelled = (prim.spelling or prim.name).split(".")[0]
+            names.add(spelled)
+            for tpl in [prim.jvp, *prim.transpose.values()]:
+                names.update(getattr(tpl, "free", ()))
+        _RESERVED = frozenset(n for n in names if n.isidentifier())
+    return _RESERVED
+
+
 class Namer:
     def __init__(self, taken=()):
-        self.taken = set(taken)
+        self.taken = set(taken) | reserved()
 
     def reserve(self, name: str) -> None:
         self.taken.add(name)

@@ -40,7 +40,7 @@ import numpy as np
 from s2sad.errors import TransformError
 from s2sad.runtime import registry
 from s2sad.transforms import ir, ops
-from s2sad.transforms.naming import Namer, names_in
+from s2sad.transforms.naming import reserved, Namer, names_in
 from s2sad.transforms.values import (
     AV, Closure, Const, DictV, Dyn, IterV, Lit, PartialV, RtList, SClosure, SConst, SLeaf, STup,
     SDict, TransformV, Tup, Undefined, count_leaves, flatten, is_literal, is_namedtuple_class,
@@ -288,7 +288,8 @@ class Builder:
         base = _clean_hint(hint)
         name = base
         i = 1
-        while name in self.ns or (name in self.namer.taken and not self.bindable(name)):
+        while name in self.ns or (name in self.namer.taken and not self.bindable(name)
+                                  and not (name in reserved() and name not in self.original_names)):
             if self.ns.get(name) is obj:
                 return name
             name = f"{base}_{i}"

@@ -188,6 +188,19 @@ class Linearizer:
         while changed:
             changed = False
             visit(self.fdef.body)
+
+        # a linear variable's other definitions (``buf_dot = zero_tangent(buf)``,
+        # ``lst_dot = []``: zeros that linear writes fill later) belong to the linear
+        # program too
+        def defs(block):
+            for s in block:
+                if isinstance(s, gast.Assign) and isinstance(s.targets[0], gast.Name) \
+                        and s.targets[0].id in linear and id(s) not in lin_stmts \
+                        and id(s) not in mixed:
+                    lin_stmts.add(id(s))
+                for sub in blocks_of(s):
+                    defs(sub)
+        defs(self.fdef.body)
         self.linear = linear
         self.lin_stmts = lin_stmts
         self.mixed = mixed
@@ -235,6 +248,8 @@ class Linearizer:
             return
         prim = op.prim
         lin = [p for p, a in op.args.items() if any(n in self.linear for n in loads(a))]
+        if not lin:
+            return  # a zero (or constant) definition of a linear variable
         bad = [p for p in lin if p not in prim.linear]
         if prim.nondiff or bad:
             raise self.error(f"in {self._where()}: {prim.label()} is applied to a tangent value, "
@@ -696,7 +711,12 @@ class Linearizer:
 
     # ------------------------------------------------------------------- loops
     def for_loop(self, s, fwd, lin, depth, snaps, local_res):
+        target_used = s.target.id in self.used if isinstance(s.target, gast.Name) else True
         body_fwd, body_lin = self.block(s.body, depth + 1)
+        if not target_used and isinstance(s.target, gast.Name):
+            # the linear program's own loop binds the target: reads in the body are not
+            # residuals (the forward sweep's last value may not even exist)
+            self.used.discard(s.target.id)
         has_break = any(isinstance(n, gast.Break) for n in _direct(s.body))
         if not body_lin:
             fwd.append(ir.copy_loc(gast.For(target=s.target, iter=s.iter, body=body_fwd or [gast.Pass()],

@@ -1183,6 +1183,9 @@ class Builder:
         if isinstance(idx, gast.Tuple):
             return gast.Tuple(elts=[self.index_node(e) for e in idx.elts], ctx=gast.Load())
         v = self.atom(idx)
+        if isinstance(v, Tup) and v.kind is list:
+            # x[[2, 0]]: a list of indices is one (fancy) index, not a tuple of them
+            return gast.List(elts=[self._index_item(i) for i in v.items], ctx=gast.Load())
         if isinstance(v, Tup):
             return gast.Tuple(elts=[self._index_item(i) for i in v.items], ctx=gast.Load())
         return self._index_item(v)

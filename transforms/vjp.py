@@ -143,6 +143,15 @@ def split(callee, mask, witness_pairs=(), checkpointed=True):
                     d.params = [p for p in d.params if p in used or p not in res_names]
         sp.n_res = len(res_params)
         fwd_ret = list(lz.primal_outs) + res_out
+        # residuals defined on some paths only (a loop that ran no time, a branch not
+        # taken): bound to None first, so the return can name them (the linear program
+        # reads them on the same paths only)
+        top = set(lz.primal_params) | set(lz.tapes)
+        for st in lz.fwd_body:
+            if isinstance(st, gast.Assign):
+                top.update(n.id for n in gast.walk(st.targets[0]) if isinstance(n, gast.Name))
+        maybe = [a.id for a in fwd_ret if isinstance(a, gast.Name) and a.id not in top]
+        none_inits = [ir.assign(n, ir.const(None)) for n in dict.fromkeys(maybe)]
         if not (isinstance(callee, Derived) and callee.kind == "jvp") and not sp.packed:
             # a plain function (a custom_jvp rule) called with tangents: its callers have no
             # shape witnesses for the tangents it returns, so fwd returns them
@@ -150,7 +159,8 @@ def split(callee, mask, witness_pairs=(), checkpointed=True):
             if wits and all(w is not None and w in lz.safe for w in wits):
                 fwd_ret += [ir.name(w) for w in wits]
                 sp.n_wit = len(wits)
-        _finish(fwd, lz.primal_params, _tape_inits(lz) + lz.fwd_body, ir.tuple_(fwd_ret), dict(ns))
+        _finish(fwd, lz.primal_params, _tape_inits(lz) + none_inits + lz.fwd_body, ir.tuple_(fwd_ret),
+                dict(ns))
         fwd.out_skel = STup(tuple, tuple(SLeaf() for _ in fwd_ret))
         for d in (fwd, lin, bwd):
             d.filename = getattr(callee, "filename", "<generated>")

@@ -153,7 +153,13 @@ class _JVPPass:
         for p in params:
             self.namer.reserve(p)
         tangent_params = [self.dot(p) for p in params if p in active_params]
-        body = self.block(src.body)
+        # an inactive parameter reassigned an active value later (``x = y * x`` with only
+        # y differentiated) has a tangent variable: zero on entry
+        entry = []
+        for p in params:
+            if p not in active_params and p in self.act:
+                entry.extend(self.zero_stmts(p))
+        body = entry + self.block(src.body)
         fdef = ir.function_def(d.name, params + tangent_params, body, loc=src)
         ir.fill_empty_blocks(fdef)
         renames = {}

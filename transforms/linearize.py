@@ -328,6 +328,7 @@ class Linearizer:
         # The witnesses of the linear parameters (for their cotangents when they stay zero)
         # are the primal parameters as they come in.
         entry = []
+        self.param_witness = {}
         for p in self.linear_params:
             w = self.primal_of.get(p)
             if w is None:
@@ -337,6 +338,7 @@ class Linearizer:
                 entry.append(ir.assign(snap, ir.name(w)))
                 w = snap
             self.witness[p] = w
+            self.param_witness[p] = w   # later definitions of p have witnesses of their own
             self.use(w)
         # Residuals are discovered while emitting; tapes are added in a second pass.
         fwd, lin = self.block(body, depth=0, top=True)
@@ -370,6 +372,7 @@ class Linearizer:
         out.linear = self.linear
         out.meta = self.meta
         out.inexact = self.inexact
+        out.param_witness = self.param_witness
         # names defined once at the top level (or parameters): available everywhere in the
         # backward sweep, so they can shape explicit zeros anywhere
         top = {p for p in self.c.params if self.defs.get(p, 0) == 1}

@@ -565,7 +565,8 @@ class Transposer:
         results = []
         for p in self.L.linear_params:
             if self.st(p) != NONZERO:
-                self.ensure_value(p, self.L.witness.get(p), out)
+                w = getattr(self.L, "param_witness", {}).get(p) or self.L.witness.get(p)
+                self.ensure_value(p, w, out)
             results.append(ir.name(self.bar(p)))
         return out, results
 

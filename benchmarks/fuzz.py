@@ -31,7 +31,8 @@ TESTS = os.path.join(os.path.dirname(HERE), "tests")
 
 # ---------------------------------------------------------------------------- chunk
 
-def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_every, disable):
+def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_every, disable,
+              reduce_seconds=180.0):
     sys.path.insert(0, TESTS)
     import numpy as np  # noqa: F401
     from hypothesis import HealthCheck, Phase, given, settings
@@ -48,6 +49,7 @@ def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_ever
     if disable:
         allow = FP.ALL_FEATURES - set(disable)
     stats = Counter()
+    te_saved = Counter()
     failures = []      # (signature, status, oracle, message, path)
     new_bugs = []
     state = {"shrinking": False, "target": None, "best": None, "t0": 0.0, "n": 0}
@@ -60,7 +62,13 @@ def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_ever
         pass
 
     def is_known(sig, feats):
-        return any(sig == s and f <= feats for s, f in known)
+        """Errors are told apart by their signature; a mismatch (whose signature is just the
+        oracle) is new unless the program has every feature of a known one's minimal
+        program, up to three shrinks per oracle."""
+        same = [f for s, f in known if s == sig]
+        if not same:
+            return False
+        return sig[0] != "mismatch" or len(same) >= 3 or any(f <= feats for f in same)
 
     def body(prog, input_seed, unsupported):
         shrinking = state["shrinking"]
@@ -68,6 +76,7 @@ def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_ever
             state["n"] += 1
         if shrinking and time.time() - state["t0"] > shrink_seconds:
             return
+        state["unsupported"] = unsupported
         if unsupported:
             out = FP.check_unsupported(prog)
             fails = [out] if out.status != "ok" else []
@@ -89,6 +98,14 @@ def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_ever
             for f in fails:
                 if f.status == "transform_error":
                     stats["te:" + f.signature()[1]] += 1
+        tes = [f for f in fails if f.status == "transform_error"]
+        if tes and not shrinking and not unsupported:     # a valid program refused: keep it
+            k = tes[0].signature()
+            if te_saved[k] < 5:
+                te_saved[k] += 1
+                path = os.path.join(raw_dir, f"{seed}_{state['n']:05d}_transform_error.py")
+                with open(path, "w") as fh:
+                    fh.write(FP.describe(prog, tes[0], out.input_seed))
         bad = [f for f in fails if f.status in ("mismatch", "internal_error")]
         if not bad:
             return
@@ -96,8 +113,9 @@ def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_ever
             name = f"{seed}_{state['n']:05d}_{bad[0].status}.py"
             path = os.path.join(raw_dir, name)
             with open(path, "w") as fh:
-                fh.write("\n".join(FP.describe(prog, f).split("\n# shapes")[0] for f in bad[1:])
-                         + ("\n" if len(bad) > 1 else "") + FP.describe(prog, bad[0]))
+                others = "".join(f"# also {f.status}: {f.oracle}: {f.message.splitlines()[0][:150]}\n"
+                                 for f in bad[1:])
+                fh.write(others + FP.describe(prog, bad[0], out.input_seed))
             for f in bad:
                 failures.append((list(f.signature()), f.status, f.oracle, f.message[:300], path))
             new = [f for f in bad if not is_known(f.signature(), prog.features)]
@@ -145,11 +163,20 @@ def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_ever
             k = len(os.listdir(bug_dir))
             slug = "".join(ch if ch.isalnum() else "_" for ch in out.oracle)[:40]
             path = os.path.join(bug_dir, f"{seed}_{k:03d}_{out.status}_{slug}.py")
+            reduced = prog
+            if out.input_seed is not None and not state.get("unsupported"):
+                try:   # hypothesis' shrink, then delta debugging on the AST
+                    reduced = FP.reduce_failure(prog, out, out.input_seed, seconds=reduce_seconds)
+                except Exception as e:  # noqa: BLE001
+                    print(f"reduction failed: {type(e).__name__}: {e}", file=sys.stderr)
             with open(path, "w") as fh:
-                fh.write(FP.describe(prog, out))
+                fh.write(FP.describe(reduced, out, out.input_seed))
+                if reduced is not prog:
+                    fh.write("\n\n# ---- as hypothesis shrank it:\n" +
+                             "".join("# " + l + "\n" for l in prog.source.splitlines()))
             entry = {"signature": list(out.signature()), "features": sorted(prog.features),
                      "status": out.status, "oracle": out.oracle, "message": out.message[:500],
-                     "detail": out.detail, "path": path, "source": prog.source}
+                     "detail": out.detail, "path": path, "source": reduced.source}
             new_bugs.append(entry)
             known.append((tuple(entry["signature"]), frozenset(prog.features)))
             with open(known_path, "a") as fh:

@@ -169,13 +169,15 @@ def all_primitives():
 
 
 _LOADED = False
+READY = False     # every rule module has been imported
 
 
 def _load_rules():
-    global _LOADED
+    global _LOADED, READY
     if not _LOADED:
         _LOADED = True
         from s2sad.runtime import rules  # noqa: F401  (registers everything)
+        READY = True
 
 
 # Operator keys used by the passes for BinOp / UnaryOp / Compare nodes.

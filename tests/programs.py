@@ -326,3 +326,67 @@ def prints(x):
 
 partial_helper = functools.partial(helper, b=5.0)
 lambda_one_line = (lambda x: x * 2.0, lambda x: np.sin(x) + 1.0)
+
+
+# ------------------------------------------------ regressions (found 2026-12-02)
+
+def self_operand(x):
+    y = 2.0 * x
+    x = x + x           # the old x is both operands of the op that rebinds it
+    x = x * y
+    return np.sum(x + x)
+
+
+def rebound_iterable(x):
+    for r in x:         # Python iterates over the array x had when the loop started
+        x = x * r
+    return np.sum(x)
+
+
+def rebound_zip(x, y):
+    for i, (r, s) in enumerate(zip(x, y)):
+        x = x * r + s
+        y = y[::-1] * 1.5
+    return np.sum(x)
+
+
+def nested_jumps(x):
+    s = 0.0
+    for i in range(4):
+        if i > 0:
+            if s > 1.0:
+                break
+            elif s > 0.5:
+                continue
+        s = s + x * i
+        if s > 100.0:
+            if x > 0:
+                return s * 5.0
+        s = s * 1.1
+    return s
+
+
+def return_in_elif(x):
+    if x > 10.0:
+        pass
+    elif x < 10.0:
+        return x * 2.0
+    return x * 3.0
+
+
+def view_then_write(x):
+    buf = np.zeros((2, 3))
+    for i in range(2):
+        if i == 0:
+            m = buf.reshape(3, 2)      # a view of buf, saved, then buf is written
+        else:
+            m = np.ones((3, 2)) * np.sum(x)
+        buf[i] += np.matmul(m, np.sum(x) * np.array([0.5, 0.5]))
+    return np.sum(buf)
+
+
+C23 = np.array([[0.5, -1.0, 0.25], [1.5, 0.75, -0.5]])
+
+
+def broadcast_inactive(a, Y):
+    return np.sum(a[:, None] - Y) + np.sum(np.sin(a)[:, None] * 0.5 + C23.T)

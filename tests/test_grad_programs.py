@@ -102,3 +102,20 @@ def test_gradients_are_writeable_arrays():
     assert g.flags.writeable and g.strides != (0, 0)
     g[0, 0] = 5.0
     np.testing.assert_array_equal(g[1], np.ones(4))
+
+
+C3_CONST = np.array([0.5, -0.25, 1.5])
+
+
+def _returns_a_constant(x):
+    return C3_CONST
+
+
+def test_a_constant_output_has_zero_derivatives_in_every_transform():
+    # regression (fuzzer): a captured array returned as is came back as its own tangent
+    np.testing.assert_array_equal(ad.jvp(_returns_a_constant, (1.0,), (1.0,))[1], np.zeros(3))
+    np.testing.assert_array_equal(ad.jacfwd(_returns_a_constant)(1.0), np.zeros(3))
+    np.testing.assert_array_equal(ad.jacrev(_returns_a_constant)(1.0), np.zeros(3))
+    np.testing.assert_array_equal(ad.linearize(_returns_a_constant, 1.0)[1](1.0), np.zeros(3))
+    assert ad.vjp(_returns_a_constant, 1.0)[1](np.ones(3)) == (0.0,)
+    assert ad.grad(lambda x: 2.5)(1.0) == 0.0

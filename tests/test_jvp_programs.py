@@ -66,6 +66,17 @@ CASES = [
     ("partial_helper", P.partial_helper, (0.3,), 0),
     ("lambda_one_line_0", P.lambda_one_line[0], (0.3,), 0),
     ("lambda_one_line_1", P.lambda_one_line[1], (0.3,), 0),
+    ("self_operand", P.self_operand, (vec(3),), 0),
+    ("rebound_iterable", P.rebound_iterable, (vec(3),), 0),
+    ("rebound_zip", P.rebound_zip, (vec(3), vec(3)), 0),
+    ("rebound_zip-y", P.rebound_zip, (vec(3), vec(3)), 1),
+    ("nested_jumps-break", P.nested_jumps, (0.9,), 0),
+    ("nested_jumps-continue", P.nested_jumps, (0.3,), 0),
+    ("nested_jumps-return", P.nested_jumps, (50.0,), 0),
+    ("nested_jumps-none", P.nested_jumps, (-1.0,), 0),
+    ("return_in_elif", P.return_in_elif, (0.3,), 0),
+    ("view_then_write", P.view_then_write, (vec(3),), 0),
+    ("broadcast_inactive", P.broadcast_inactive, (vec(3), vec((3, 2))), 0),
 ]
 
 

@@ -119,6 +119,7 @@ class _JVPPass:
         self.namer = Namer(names_in(callee.fdef) | set(self.ns))
         self.dots: dict = {}
         self.temp_witness: dict = {}
+        self.exact_witness: dict = {}
         self.filename = callee.filename
         self.loc = None
 
@@ -171,7 +172,7 @@ class _JVPPass:
         d.witness = {}
         for p, t in self.dots.items():
             d.witness.setdefault(resolve(renames, t), resolve(renames, p))
-        for t, p in self.temp_witness.items():
+        for t, p in list(self.temp_witness.items()) + list(self.exact_witness.items()):
             d.witness.setdefault(resolve(renames, t), resolve(renames, p))
         # a temporary's witness bounds its shape (the output's) but may be larger
         d.inexact_witness = {resolve(renames, t) for t in self.temp_witness}
@@ -390,6 +391,7 @@ class _JVPPass:
             self.finish_tangents(outs, res, out)
             for t, n in zip(outs, tmps):
                 out.append(ir.assign(t, ir.name(n), s))
+            self.broadcast_tangent(prim, op, stmts, res, outs, out, s, out_name=tmps[0])
             return
         if needs_out:
             bindings["out"] = ir.tuple_([ir.name(t) for t in outs]) if multi else ir.name(outs[0])
@@ -398,6 +400,8 @@ class _JVPPass:
             # the linear temporaries of an elementwise rule have (at most) the output's
             # shape and its dtype: the output is their witness in reverse mode
             self.note_temp_witnesses(stmts, outs[0])
+        elif prim.bilinear and not multi and not conflict:
+            self.note_product_witnesses(stmts, prim, outs[0])
         if conflict:
             out.extend(stmts)
             self.finish_tangents(outs, res, out)
@@ -406,6 +410,44 @@ class _JVPPass:
             out.append(s)
             out.extend(stmts)
             self.finish_tangents(outs, res, out)
+        self.broadcast_tangent(prim, op, stmts, res, outs, out, s)
+
+    def broadcast_tangent(self, prim, op, stmts, res, outs, out, s, out_name=None):
+        """An elementwise rule whose tangent reads neither the output nor, for some
+        operand, the operand or its tangent (`x_dot + 0` when y broadcasts x) may lack the
+        output's shape: the tangent is broadcast to it, as the primal was."""
+        if not prim.elementwise or len(outs) != 1 or isinstance(res, (Zero, tuple)) \
+                or isinstance(s.targets[0], gast.Tuple):
+            return
+        reads = {}
+        for st in stmts:
+            if isinstance(st, gast.Assign) and isinstance(st.targets[0], gast.Name):
+                reads[st.targets[0].id] = _names(st.value)
+        seen, todo = set(), _names(res)
+        while todo:
+            n = todo.pop()
+            if n not in seen:
+                seen.add(n)
+                todo.extend(reads.get(n, ()))
+        if (out_name or outs[0]) in seen:
+            return
+        if all(not isinstance(a, gast.Name) or a.id in seen
+               or (a.id in self.act and self.dot(a.id) in seen) for a in op.args.values()):
+            return
+        from s2sad.runtime import helpers
+        self.ns["broadcast_like"] = helpers.broadcast_like
+        t_dot = self.dot(outs[0])
+        # the rule's value gets a name of its own: a tangent variable keeps one shape
+        narrow = self.namer.fresh(t_dot)
+        for st in stmts:
+            if isinstance(st, gast.Assign) and isinstance(st.targets[0], gast.Name) \
+                    and st.targets[0].id == t_dot:
+                st.targets[0].id = narrow
+                break
+        else:
+            raise self.error("internal: an elementwise rule did not define its tangent")
+        out.append(ir.assign(t_dot, ir.call(ir.name("broadcast_like"),
+                                            [ir.name(narrow), ir.name(outs[0])]), s))
 
     def note_temp_witnesses(self, stmts, primal):
         tangents = set(self.dots.values())
@@ -419,6 +461,28 @@ class _JVPPass:
                 linear.add(name)
                 if name not in tangents:
                     self.temp_witness[name] = primal
+
+    def note_product_witnesses(self, stmts, prim, primal):
+        """The terms of a bilinear rule (``x_dot @ y``, ``x @ y_dot``) and their sums have
+        exactly the output's shape: the output is their witness (no witness recomputes
+        the product in the forward sweep)."""
+        same = set()
+        for st in stmts:
+            if not (isinstance(st, gast.Assign) and isinstance(st.targets[0], gast.Name)):
+                continue
+            try:
+                op = ops.classify(st.value, self.ns)
+            except (KeyError, TypeError):
+                continue
+            if op.kind != "prim":
+                continue
+            args = [a for a in op.args.values() if isinstance(a, gast.Name)]
+            if op.prim is prim or (op.prim.name in ("add", "sub") and args
+                                   and all(a.id in same for a in args)):
+                name = st.targets[0].id
+                same.add(name)
+                if name not in self.dots.values():
+                    self.exact_witness[name] = primal
 
     def finish_tangents(self, outs, res, out):
         if len(outs) == 1 and not isinstance(res, tuple):

@@ -290,7 +290,7 @@ class Linearizer:
                     except KeyError:
                         continue
                     if op.kind == "prim" and (op.prim.name in _VIEWS or op.prim.name == "method.pop"):
-                        src = op.args.get("x", op.args.get("a"))
+                        src = op.args.get(op.prim.params[0]) if op.prim.params else None
                         if isinstance(src, gast.Name):
                             links.append((t.id, src.id))
             elif isinstance(n, gast.Expr) and isinstance(n.value, gast.Call) and \
@@ -305,6 +305,7 @@ class Linearizer:
                     risky.update((a, b))
                     changed = True
         self.risky = risky
+        self.copies = set()   # snapshots that are copies of risky arrays
 
     def has_linear(self, s) -> bool:
         if id(s) in self.lin_stmts or id(s) in self.mixed:
@@ -400,7 +401,9 @@ class Linearizer:
                         (isinstance(v, gast.Name) and v.id in lists) or \
                         (isinstance(v, gast.Call) and isinstance(v.func, gast.Attribute)
                          and v.func.attr == "copy" and isinstance(v.func.value, gast.Name)
-                         and v.func.value.id in lists)
+                         and v.func.value.id in lists) or \
+                        (isinstance(v, gast.Call) and ir.dotted_name(v.func) == "zero_tangent"
+                         and v.args and isinstance(v.args[0], gast.Name) and v.args[0].id in lists)
                     if is_list and t not in lists:
                         lists.add(t)
                         changed = True
@@ -440,10 +443,12 @@ class Linearizer:
             elif isinstance(s, gast.If):
                 fb, lb = self.block(s.body, depth)
                 fo, lo = self.block(s.orelse, depth)
-                fwd.append(ir.copy_loc(gast.If(test=s.test, body=fb or [gast.Pass()], orelse=fo), s))
                 if lb or lo:
+                    # read (a snapshot of) the test before the branches run: a branch that
+                    # jumps would skip a record pushed after the `if`
                     test = self.read_residual(s.test, fwd, snaps, local_res)
                     lin.append(ir.copy_loc(gast.If(test=test, body=lb or [gast.Pass()], orelse=lo), s))
+                fwd.append(ir.copy_loc(gast.If(test=s.test, body=fb or [gast.Pass()], orelse=fo), s))
             elif isinstance(s, gast.For):
                 self.for_loop(s, fwd, lin, depth, snaps, local_res)
             elif isinstance(s, gast.While):
@@ -531,16 +536,18 @@ class Linearizer:
             self.use(name)
             return atom
         snap = snaps.get(name)
+        copy_needed = kind == "value" and name in self.risky
+        if snap is not None and copy_needed and snap not in self.copies:
+            snap = None  # a shape witness taken here is a view: values need a copy
         if snap is None:
             snap = self.namer.fresh(name)
-            value = ir.call("np.copy", [ir.name(name)]) if (kind == "value" and name in self.risky) \
-                else ir.name(name)
+            value = ir.call("np.copy", [ir.name(name)]) if copy_needed else ir.name(name)
+            if copy_needed:
+                self.copies.add(snap)
             stmt = ir.assign(snap, value, self.loc)
             fwd.append(stmt)
             local_res.append((snap, stmt))
             snaps[name] = snap
-            if snap in self.witness.values():
-                pass
         self.use(snap)
         return ir.name(snap)
 

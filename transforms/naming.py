@@ -48,19 +48,29 @@ def reserved() -> frozenset:
     variable never takes one of them."""
     global _RESERVED
     if _RESERVED is None:
-        import builtins
-        from s2sad.runtime import helpers, registry
-        names = {n for n in vars(helpers) if not n.startswith("_")}
-        names |= {n for n in dir(builtins) if not n.startswith("_")}
-        names |= {"np", "numpy", "scipy", "math"}
-        registry._load_rules()
-        for prim in registry.all_primitives():
-            spelled = (prim.spelling or prim.name).split(".")[0]
-            names.add(spelled)
-            for tpl in [prim.jvp, *prim.transpose.values()]:
-                names.update(getattr(tpl, "free", ()))
-        _RESERVED = frozenset(n for n in names if n.isidentifier())
+        from s2sad.runtime import registry
+        if not registry.READY:
+            # asked while the rule modules load (a rule's template is being parsed): the
+            # answer is partial, and is not kept
+            registry._load_rules()
+            if not registry.READY:
+                return _reserved_now()
+        _RESERVED = _reserved_now()
     return _RESERVED
+
+
+def _reserved_now() -> frozenset:
+    import builtins
+    from s2sad.runtime import helpers, registry
+    names = {n for n in vars(helpers) if not n.startswith("_")}
+    names |= {n for n in dir(builtins) if not n.startswith("_")}
+    names |= {"np", "numpy", "scipy", "math"}
+    for prim in registry.all_primitives():
+        spelled = (prim.spelling or prim.name).split(".")[0]
+        names.add(spelled)
+        for tpl in [prim.jvp, *prim.transpose.values()]:
+            names.update(getattr(tpl, "free", ()))
+    return frozenset(n for n in names if n.isidentifier())
 
 
 class Namer:

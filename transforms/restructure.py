@@ -6,6 +6,10 @@ path is decided by branch conditions and loop trip counts alone:
 - ``if c: <jump>`` followed by more statements moves those statements into the branch
   that falls through (``if c: return a`` + rest -> ``if c: ... else: rest``); statements
   after a jump are dead and dropped;
+- an ``if`` or ``try`` that jumps on some paths and falls through on several others (a
+  return in an ``elif`` or a nested ``if``) sets a flag where it jumps (``returned``,
+  ``broke``, ``continued``) and is followed by ``if flag: <jump>``, which the rule above
+  then nests; the statements that follow are never duplicated;
 - a ``return`` inside a loop sets the results and a flag and breaks out; after the loop,
   ``if returned:`` leaves the enclosing loop or skips the rest of the function;
 - every ``return v`` then becomes an assignment to the result variables, and the
@@ -40,14 +44,30 @@ def block_falls(block) -> bool:
     return all(falls_through(s) for s in block) if block else True
 
 
-def nest(block):
+class _Exits:
+    """What the flags of `nest` need: fresh names, and the result variables that a
+    return converted to a flag assigns (the same ones `restructure` returns at the end)."""
+
+    def __init__(self, namer, width):
+        self.namer = namer
+        self.width = width
+        self._results = None
+
+    def results(self):
+        if self._results is None:
+            self._results = [self.namer.fresh("result" if self.width == 1 else f"result_{i}")
+                             for i in range(self.width)]
+        return self._results
+
+
+def nest(block, exits):
     """Move statements that follow a non-falling branch into the falling one."""
     out = []
     i = 0
     while i < len(block):
         s = block[i]
         rest = block[i + 1:]
-        _nest_children(s)
+        _nest_children(s, exits)
         if isinstance(s, _JUMPS):
             out.append(s)
             return out  # anything after a jump is dead
@@ -55,29 +75,83 @@ def nest(block):
             fb, fo = block_falls(s.body), block_falls(s.orelse)
             if fb != fo or (not fb and not fo):
                 if fb and not fo:
-                    s.body = nest(s.body + rest)
+                    s.body = nest(s.body + rest, exits)
                 elif fo and not fb:
-                    s.orelse = nest(s.orelse + rest)
+                    s.orelse = nest(s.orelse + rest, exits)
                 ir.fill_empty_blocks(s)
                 out.append(s)
                 return out
         if isinstance(s, gast.Try) and rest and not falls_through(s):
             out.append(s)
             return out
+        if isinstance(s, (gast.If, gast.Try)) and rest and _escaping_jumps(s):
+            # jumps on some paths, falls through on several: flags, then `if flag: jump`
+            out.extend(_flag_jumps(s, exits))
+            out.extend(nest(_jump_tests(s, exits) + rest, exits))
+            return out
         out.append(s)
         i += 1
     return out
 
 
-def _nest_children(s):
+def _nest_children(s, exits):
     if isinstance(s, (gast.If, gast.While, gast.For)):
-        s.body = nest(s.body)
+        s.body = nest(s.body, exits)
         if isinstance(s, gast.If):
-            s.orelse = nest(s.orelse)
+            s.orelse = nest(s.orelse, exits)
     elif isinstance(s, gast.Try):
-        s.body = nest(s.body)
+        s.body = nest(s.body, exits)
         for h in s.handlers:
-            h.body = nest(h.body)
+            h.body = nest(h.body, exits)
+
+
+_FLAG_HINTS = {gast.Return: "returned", gast.Break: "broke", gast.Continue: "continued"}
+
+
+def _escaping_jumps(s):
+    """(block, index) of the returns, breaks and continues that leave `s` (those inside a
+    loop of `s` are the loop's business: `restructure` converts the loop first)."""
+    found = []
+
+    def visit(block):
+        for k, st in enumerate(block):
+            if type(st) in _FLAG_HINTS:
+                found.append((block, k))
+            for sub in _sub_blocks(st):
+                if not isinstance(st, (gast.For, gast.While)):
+                    visit(sub)
+    for sub in _sub_blocks(s):
+        visit(sub)
+    return found
+
+
+def _flag_jumps(s, exits):
+    """Replace the jumps leaving `s` by flag assignments; [flag inits..., s]."""
+    flags = {}
+    for block, k in reversed(_escaping_jumps(s)):
+        jump = block[k]
+        kind = type(jump)
+        if kind not in flags:
+            flags[kind] = exits.namer.fresh(_FLAG_HINTS[kind])
+        setters = _result_assignments(jump, exits.results()) if kind is gast.Return else []
+        setters.append(ir.copy_loc(ir.assign(flags[kind], ir.const(True)), jump))
+        block[k:k + 1] = setters
+    s._s2sad_flags = flags
+    return [ir.copy_loc(ir.assign(f, ir.const(False)), s) for f in sorted(
+        flags.values())] + [s]
+
+
+def _jump_tests(s, exits):
+    """`if flag: <jump>` after `s`, one per kind of jump that left it (the return is a
+    placeholder: its results are already set)."""
+    tests = []
+    for kind in (gast.Return, gast.Break, gast.Continue):
+        flag = s._s2sad_flags.get(kind)
+        if flag is not None:
+            jump = gast.Return(value=None) if kind is gast.Return else kind()
+            tests.append(ir.copy_loc(ir.if_(ir.name(flag), [ir.copy_loc(jump, s)]), s))
+    del s._s2sad_flags
+    return tests
 
 
 def _returns_in(node):
@@ -93,14 +167,16 @@ def needs_restructure(fdef) -> bool:
 
 def restructure(fdef, namer: Namer | None = None):
     """Rewrite `fdef` in place to the single-exit form; returns it."""
-    fdef.body = nest(fdef.body)
+    namer = namer or Namer(names_in(fdef))
+    rets = _returns_in(fdef)
+    exits = _Exits(namer, _width(rets[0].value) if rets else 1)
+    fdef.body = nest(fdef.body, exits)
     _drop_passes(fdef.body)
     if not needs_restructure(fdef):
         return fdef
-    namer = namer or Namer(names_in(fdef))
     rets = _returns_in(fdef)
-    width = _width(rets[0].value)
-    results = [namer.fresh("result" if width == 1 else f"result_{i}") for i in range(width)]
+    width = exits.width
+    results = exits.results()
     flag = None
     # Returns inside loops: set the results and a flag, break, and test the flag after.
     while True:
@@ -114,7 +190,7 @@ def restructure(fdef, namer: Namer | None = None):
         after = gast.If(test=ir.name(flag), body=[gast.Return(value=None)], orelse=[])
         ir.copy_loc(after, node)
         block.insert(idx + 1, after)
-        fdef.body = nest(fdef.body)
+        fdef.body = nest(fdef.body, exits)
         _drop_passes(fdef.body)
     # Remaining returns are at the end of their paths: assign the results.
     _assign_results(fdef.body, results)

@@ -712,6 +712,7 @@ class Builder:
             out.extend(pre)
         else:
             k = self.namer.fresh("i")
+        it = self._pin_sequences(it, s, out)
         n_atom = self._iter_len(it, out)
         rng = ir.call(ir.name(self.bind_const(range, "range")), [n_atom])
         top_seq = it.kind == "seq" and not _is_unpack_temp(s)
@@ -726,6 +727,24 @@ class Builder:
                             orelse=[], type_comment=None)
             return ir.copy_loc(node, s)
         return self.loop(out, setup, s.body, make)
+
+    def _pin_sequences(self, it, s, out):
+        """Python iterates over the object a sequence had when the loop started: a
+        sequence variable that the loop rebinds is read through a name of its own."""
+        stored = {n.id for st in s.body for n in gast.walk(st)
+                  if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Store)}
+        stored |= {n.id for n in gast.walk(s.target) if isinstance(n, gast.Name)}
+        env = self.scope.env
+
+        def pin(a):
+            if isinstance(a, IterV):
+                return a if a.kind == "range" else IterV(a.kind, tuple(pin(x) for x in a.args))
+            if isinstance(a, (Dyn, RtList)) and any(n in stored and v == a for n, v in env.items()):
+                new = self.namer.fresh(f"{a.var}_seq")
+                out.append(ir.assign(new, ir.name(a.var), self.loc))
+                return type(a)(new)
+            return a
+        return pin(it)
 
     def _iter_len(self, it, out):
         """An expression for the number of elements of an iterator (statements into out)."""
@@ -839,7 +858,9 @@ class Builder:
 
     def return_stmt(self, s, out):
         av = _freeze(self, self.atom(s.value))
-        av = self._numbers_to_leaves(av, out)
+        # numbers and arrays known at transform time are returned as runtime values: an
+        # output is never static (its derivatives are zeros, not the constant itself)
+        av = self.as_leaves(self._numbers_to_leaves(av, out))
         skel, leaves = flatten(av)
         self.out_skels.append(skel)
         atoms = [self.emit_atom(l) for l in leaves]
@@ -1324,6 +1345,10 @@ class Builder:
             return Const(obj(*[a.value for a in args if isinstance(a, Const)]))
         if isinstance(obj, types.FunctionType) and not _is_library_function(obj):
             return self.call_user(Const(obj), args, kwargs, target, out, discard)
+        if any(obj is b for b in _NAMESPACE_BUILTINS):
+            raise self.error(f"`{obj.__name__}` is not supported in a differentiated function",
+                             hint="s2sad reads the function's source once; code that runs or "
+                                  "changes names at run time cannot be transformed")
         if discard and not any(isinstance(a, (Closure, PartialV, TransformV)) for a in args):
             # A call kept for its side effect only (print, pdb.set_trace, logging).
             name = self.bind_const(obj, getattr(obj, "__name__", "fn"))
@@ -1599,6 +1624,10 @@ def _b_iter(kind):
                 return IterV("range", (Const(r.start), Const(r.stop), Const(r.step)))
             return IterV("reversed", (seq,))
     return handler
+
+
+# builtins that run code or read and write namespaces at run time
+_NAMESPACE_BUILTINS = (exec, eval, compile, globals, locals, vars, setattr, delattr, __import__)
 
 
 def _b_print(b, args, kwargs, target, out, discard):

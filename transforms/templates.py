@@ -144,6 +144,9 @@ class Template:
         if isinstance(result, gast.Tuple) and self._multi_output():
             result = tuple(result.elts)
         out = _drop_dead(out, result)
+        if any(n == "slice" for n in ir_names(out)) or (isinstance(result, gast.AST) and any(
+                isinstance(n, gast.Name) and n.id == "slice" for n in gast.walk(result))):
+            namespace["slice"] = slice   # an index written as a value (`index_value`)
         if isinstance(result, tuple):
             return out, result
         if target is not None and not isinstance(result, Zero):

@@ -101,7 +101,7 @@ class Transposer:
             return
         b = self.bar(var)
         s = self.st(var)
-        if isinstance(contrib, gast.Name) and contrib.id == b:
+        if isinstance(contrib, gast.Name) and contrib.id == b and s == ZERO:
             self.state[var] = NONZERO  # the rule already wrote the first value
             return
         first = contrib
@@ -354,13 +354,16 @@ class Transposer:
         else:
             contrib = self.rule_contributions(s, op, ct, out, y=y)
         self.state[y] = ZERO
-        # contributions to y itself (y = y + t) replace y's cotangent
-        if y in contrib:
-            for c in contrib.pop(y):
-                self.accumulate(y, c, out)
+        # contributions to y itself (y = y + t) replace y's cotangent, after the other
+        # arguments read it; y's cotangent as it was (the bare name) comes first
+        mine = contrib.pop(y, [])
         for var, parts in contrib.items():
             for c in parts:
                 self.accumulate(var, c, out)
+        b = self.bar(y)
+        mine.sort(key=lambda c: not (isinstance(c, gast.Name) and c.id == b))
+        for c in mine:
+            self.accumulate(y, c, out)
 
     def ensure_list(self, var, out):
         """A list cotangent read before anything was added to it: zeros shaped like the

@@ -150,7 +150,8 @@ def split(callee, mask, witness_pairs=(), checkpointed=True):
         for st in lz.fwd_body:
             if isinstance(st, gast.Assign):
                 top.update(n.id for n in gast.walk(st.targets[0]) if isinstance(n, gast.Name))
-        maybe = [a.id for a in fwd_ret if isinstance(a, gast.Name) and a.id not in top]
+        maybe = [a.id for a in fwd_ret if isinstance(a, gast.Name) and a.id not in top
+                 and a.id not in ns]
         none_inits = [ir.assign(n, ir.const(None)) for n in dict.fromkeys(maybe)]
         if not (isinstance(callee, Derived) and callee.kind == "jvp") and not sp.packed:
             # a plain function (a custom_jvp rule) called with tangents: its callers have no

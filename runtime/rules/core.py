@@ -445,6 +445,7 @@ register("check_interrupted", helpers.check_interrupted, spelling="check_interru
          params=("started", "raised"), nondiff=True,
          doc="reverse mode's guard for try bodies interrupted by an exception")
 register("zeros_list", helpers.zeros_list, spelling="zeros_list", params=("values",), nondiff=True,
+         returns_list=True,
          doc="the zero cotangent of a list")
 register("zero_tangent", helpers.zero_tangent, spelling="zero_tangent", nondiff=True,
          doc="a zero shaped like x")

@@ -1,0 +1,378 @@
+"""Regression tests for bugs the randomized differential tester found (issue 6).
+
+Each test is a minimal program (shrunk by hypothesis, reduced by delta debugging on the AST
+and tidied by hand), written out as source, with the oracle that failed and the right
+answer.  Open bugs are marked ``xfail(strict=True)``: fixing one makes its test XPASS,
+which fails the run so the mark gets removed.
+
+`KNOWN_SIGNATURES` collects the failure signatures (`fuzz_programs.Outcome.signature()`)
+each open bug produces in the random programs of tests/test_fuzz.py, which tolerates them;
+removing a bug's test (or its `bug` mark) removes the tolerance.
+"""
+
+import textwrap
+
+import numpy as np
+import pytest
+
+import s2sad as ad
+
+import fuzz_programs as FP
+
+KNOWN_SIGNATURES: set = set()
+
+
+def bug(reason, *signatures):
+    """Mark an open bug: strict xfail, and the signatures it produces in random programs."""
+    KNOWN_SIGNATURES.update(signatures)
+    return pytest.mark.xfail(strict=True, reason=reason)
+
+
+def ie(stage, message):
+    return ("internal_error", stage, message)
+
+
+def mm(oracle):
+    return ("mismatch", oracle)
+
+
+def program(source):
+    """Import a program from its source text (s2sad reads it from the file written)."""
+    return FP.load_source(textwrap.dedent(source))
+
+
+def fd(f, x, h=1e-6):
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+# ------------------------------------------------------------------ silently wrong results
+
+# fixed: a return inside a nested if / an elif is ignored by reverse mode and linearize:
+# the primal value and the derivative are those of the code after the if
+@pytest.mark.parametrize("which", ["elif", "nested"])
+def test_return_inside_elif_or_nested_if(which):
+    m = program('''
+        import numpy as np
+
+        def elif_(x):
+            if x > 10.0:
+                pass
+            elif x < 10.0:
+                return x * 2.0
+            return x * 3.0
+
+        def nested(x):
+            if x > 0.0:
+                if x < 10.0:
+                    return x * 2.0
+            return x * 3.0
+    ''')
+    f = getattr(m, which + "_" if which == "elif" else which)
+    assert ad.linearize(f, 0.3)[0] == pytest.approx(0.6)
+    assert ad.vjp(f, 0.3)[0] == pytest.approx(0.6)
+    assert ad.grad(f)(0.3) == pytest.approx(2.0)
+
+
+# fixed: a parameter rebound to a value that does not depend on it still gets a
+# cotangent: grad of `x = np.sin(0.5); return np.sin(x)` is cos(sin(0.5)), not 0
+def test_parameter_rebound_to_a_constant_has_zero_gradient():
+    m = program('''
+        import numpy as np
+
+        def f(x):
+            x = np.sin(0.5)
+            return np.sin(x)
+    ''')
+    assert ad.jvp(m.f, (0.3,), (1.0,))[1] == 0.0
+    assert ad.grad(m.f)(0.3) == 0.0
+    assert ad.vjp(m.f, 0.3)[1](1.0)[0] == 0.0
+
+
+# fixed: an index that is a list literal, x[[1, 0]], is read as the tuple index x[1, 0]:
+# a wrong value when that is a valid index (2-d x), an IndexError otherwise
+def test_list_literal_index_is_fancy_indexing():
+    m = program('''
+        import numpy as np
+
+        def rows(x):
+            return x[[1, 0]] * 2.0
+
+        def picks(x):
+            return x[[0, 2]]
+    ''')
+    X = np.arange(6.0).reshape(2, 3)
+    out, tan = ad.jvp(m.rows, (X,), (np.ones_like(X),))
+    np.testing.assert_allclose(out, 2.0 * X[[1, 0]])      # s2sad: 2.0 * X[1, 0], a scalar
+    x = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(ad.jvp(m.picks, (x,), (x,))[0], [1.0, 3.0])
+
+
+# fixed: the tangent of a broadcasting operation is not broadcast when the other
+# operand's tangent is zero: jacfwd per argument fails (reshape), jvp with an integer
+# argument returns a tangent of the wrong shape
+def test_tangent_of_broadcast_with_one_zero_tangent_has_the_output_shape():
+    m = program('''
+        import numpy as np
+
+        def f(x, z):
+            return x * np.ones((3, 2)) + z[:, None]
+    ''')
+    z = np.array([1.0, 2.0, 3.0])
+    Jx, Jz = ad.jacfwd(m.f, argnums=(0, 1))(0.3, z)
+    np.testing.assert_allclose(Jx, np.ones((3, 2)))
+    np.testing.assert_allclose(Jz, np.broadcast_to(np.eye(3)[:, None, :], (3, 2, 3)))
+    _, t = ad.jvp(m.f, (3, z), (0, z))                    # x an int: inactive
+    assert np.shape(t) == (3, 2)
+
+
+# fixed: grad / jacfwd with respect to one operand of a broadcasting add or subtract
+# whose other operand is inactive: the derivative is divided by the broadcast factor
+# (grad of sum(a[:, None] - Y) w.r.t. a is 1, not 2, for Y of shape (3, 2))
+@pytest.mark.parametrize("form", ["a[:, None] - Y", "a.reshape(3, 1) + Y"])
+def test_gradient_through_a_broadcast_against_an_inactive_operand(form):
+    m = program(f'''
+        import numpy as np
+
+        def f(a, Y):
+            return np.sum({form})
+    ''')
+    a, Y = np.array([0.3, 0.2, 0.1]), np.ones((3, 2))
+    np.testing.assert_allclose(ad.grad(m.f)(a, Y), [2.0, 2.0, 2.0])          # s2sad: 1, 1, 1
+    np.testing.assert_allclose(ad.jacfwd(m.f, argnums=0)(a, Y), [2.0, 2.0, 2.0])
+
+
+# fixed: jvp of a function that returns a module-level constant array returns the
+# constant itself as the tangent (C3 instead of zeros); jacfwd likewise
+def test_tangent_of_a_returned_global_constant_is_zero():
+    m = program('''
+        import numpy as np
+
+        C3 = np.array([0.5, -0.25, 1.5])
+
+        def f(x):
+            return C3
+    ''')
+    _, t = ad.jvp(m.f, (0.3,), (1.0,))
+    np.testing.assert_array_equal(t, np.zeros(3))           # s2sad: [0.5, -0.25, 1.5]
+    np.testing.assert_array_equal(ad.jacfwd(m.f)(0.3), np.zeros(3))
+
+
+# fixed: an augmented write into a buffer whose right-hand side reads the buffer itself
+# (through a reshape) gets a wrong derivative from linearize, vjp and jacrev (jvp is
+# right)
+def test_augmented_write_reading_the_same_buffer():
+    m = program('''
+        import numpy as np
+
+        C2 = np.array([0.5, 0.5])
+        C32 = np.array([[0.5, 0.5], [0.5, 0.9], [0.4, 0.8]])
+
+        def f(x):
+            buf = np.zeros((2, 3))
+            for i in range(2):
+                buf[i] += np.matmul(buf.reshape(3, 2) if i == 0 else np.sum(x) * C32, np.sum(x) * C2)
+            return np.sum(buf)
+    ''')
+    x = np.array([0.3, -0.2, 0.5])
+    h = 1e-6
+    fd = np.array([(m.f(x + h * e) - m.f(x - h * e)) / (2 * h) for e in np.eye(3)])
+    np.testing.assert_allclose(ad.jvp(m.f, (x,), (np.ones(3),))[1], fd.sum(), rtol=1e-6)
+    np.testing.assert_allclose(ad.grad(m.f)(x), fd, rtol=1e-6)
+    np.testing.assert_allclose(ad.linearize(m.f, x)[1](np.ones(3)), fd.sum(), rtol=1e-6)
+
+
+# ------------------------------------------------------------------ internal errors
+
+# fixed in b100c28 (generated names shadowed the helper zero_tangent)
+def test_grad_of_jvp_of_a_constant_function():
+    m = program('''
+        import s2sad as ad
+
+        def pair(x, y, v):
+            return ad.jvp(lambda u: y * 2.0, (x,), (v,))[1]
+    ''')
+    assert ad.grad(m.pair)(0.3, 0.5, 1.0) == 0.0
+
+
+# fixed in b100c28 (generated names shadowed the helper stop_gradient)
+def test_stop_gradient_in_a_while_condition():
+    m = program('''
+        import s2sad as ad
+
+        def f(x):
+            k = 0
+            while x > ad.stop_gradient(x * 0.5):
+                k += 1
+                if k > 2:
+                    break
+            return x * 2.0
+    ''')
+    assert ad.jvp(m.f, (0.3,), (1.0,)) == (pytest.approx(0.6), pytest.approx(2.0))
+    assert ad.grad(m.f)(0.3) == pytest.approx(2.0)
+
+
+# fixed: a loop that may not run (inside an if not taken) has its loop variable saved as
+# a residual by the forward sweep: UnboundLocalError in vjp, jacrev, hessian, linearize
+def test_loop_in_a_branch_not_taken():
+    m = program('''
+        import numpy as np
+
+        def f(x):
+            if x > 10.0:
+                buf = np.zeros(3)
+                for i in range(3):
+                    buf[i] += x
+            return x * 2.0
+    ''')
+    assert ad.vjp(m.f, 0.3)[1](1.0)[0] == pytest.approx(2.0)
+    assert ad.linearize(m.f, 0.3)[1](1.0) == pytest.approx(2.0)
+    assert ad.jacrev(m.f)(0.3) == pytest.approx(2.0)
+    assert ad.hessian(m.f)(0.3) == pytest.approx(0.0)
+
+
+# fixed: linearize: the tangent of a buffer or list that does not reach the output is
+# written (x_dot[i] = ..., lst_dot.append) but never created
+@pytest.mark.parametrize("which", ["dead_buffer", "buffer_aug", "list_read_in_loop"])
+def test_linearize_tangent_of_unused_buffer_or_list(which):
+    m = program('''
+        import numpy as np
+
+        def dead_buffer(x):
+            buf = np.zeros(3)
+            for i in range(3):
+                buf[i] = np.sin(x)
+            return x
+
+        def buffer_aug(x):
+            buf = np.ones(1)
+            for i in range(1):
+                buf[i] *= x
+            return x
+
+        def list_read_in_loop(x):
+            lst = []
+            for i in range(1):
+                lst.append(x)
+            for r in lst:
+                acc = r
+            return acc
+    ''')
+    out, lin = ad.linearize(getattr(m, which), 0.3)
+    assert lin(1.0) == pytest.approx(1.0)
+
+
+# fixed: a loop over an array (for r in x / zip(x, ...)) whose array is reassigned or
+# not otherwise needed: the linear or backward code loops over `len(x)` but x is not
+# passed to it
+def test_loop_over_an_array_in_linear_and_backward_code():
+    m = program('''
+        import numpy as np
+
+        def rows(x):
+            for r in x:
+                x = x * r
+            return np.sum(x)
+
+        def other(x, y):
+            for r in y:
+                x = np.tanh(x)
+            return np.sum(x * y)
+    ''')
+    x = np.array([0.3, -0.2, 0.5])
+    _, lin = ad.linearize(m.rows, x)
+    np.testing.assert_allclose(lin(np.ones(3)), ad.jvp(m.rows, (x,), (np.ones(3),))[1])
+    y = np.array([0.1, 0.2, 0.7])
+    H = ad.hessian(m.other)(x, y)
+    np.testing.assert_allclose(H, ad.jacfwd(ad.grad(m.other))(x, y))
+
+
+# fixed: jacfwd/grad by argument: a parameter that is reassigned has no tangent in the
+# specialization where it is not differentiated (y_dot unbound / undefined)
+def test_reassigned_parameter_in_per_argument_jacobian():
+    m = program('''
+        import numpy as np
+
+        def f(x, y):
+            y = np.sin(x) * y
+            return y
+    ''')
+    J = ad.jacfwd(m.f, argnums=0)(0.3, 0.7)
+    assert J == pytest.approx(np.cos(0.3) * 0.7)
+
+
+# fixed: exec is accepted: SPEC section 3 says exec raises TransformError naming the
+# line
+def test_exec_is_refused():
+    m = program('''
+        def f(x):
+            exec('pass')
+            return x * 3.0
+    ''')
+    with pytest.raises(ad.TransformError, match="exec"):
+        ad.jvp(m.f, (1.0,), (1.0,))
+
+
+# fixed: an early return before a parameter is reassigned: the backward code reads the
+# reassigned name on the path that returned (UnboundLocalError y_1)
+def test_early_return_then_parameter_reassigned():
+    m = program('''
+        import numpy as np
+
+        def f(x, y):
+            if y[2] < y[0]:
+                return np.sum(x) * 2.0
+            y = np.flip(y, axis=0)
+            return np.sum(x * y)
+    ''')
+    x, y = np.array([0.1, 0.2, 0.3]), np.array([1.0, 0.5, 0.2])
+    np.testing.assert_allclose(ad.grad(m.f, argnums=(0, 1))(x, y)[0], [2.0, 2.0, 2.0])
+
+
+# fixed: an early return inside a loop over zip(...) in linearize: the record of the
+# loop's branch decisions is read past its end (IndexError: list index out of range)
+def test_return_inside_a_zip_loop():
+    m = program('''
+        import numpy as np
+
+        def f(x, y):
+            for a, b in zip(y, y):
+                if b > 0.5 or a > 0.5:
+                    return b * x
+            return x
+    ''')
+    y = np.array([0.1, 0.9, 0.3])
+    out, lin = ad.linearize(m.f, 0.3, y)
+    assert out == pytest.approx(0.27)
+    assert lin(1.0, np.zeros(3)) == pytest.approx(0.9)
+    assert ad.grad(m.f)(0.3, y) == pytest.approx(0.9)
+
+
+# fixed: reverse over reverse through a list built by append: the transposed list read
+# failed (IndexError / "Field elements" in getitem_t) because the cotangent list made by
+# `zeros_list` was not known to be a list, or the generated code lacked `np`
+@pytest.mark.parametrize("which", ["for_over_list", "indexed_reads"])
+def test_reverse_over_reverse_through_a_list(which):
+    m = program('''
+        import numpy as np
+
+        def for_over_list(x):
+            lst = []
+            for i in range(1):
+                lst.append(x.dot(x))
+            for r in lst:
+                acc = np.sin(r)
+            return acc
+
+        def indexed_reads(x):
+            lst = [x[0], x[1]]
+            for i in range(2):
+                lst.append(np.tanh(lst[-1] * x[i]))
+            return lst[-1] + lst[0] * lst[2]
+    ''')
+    f = getattr(m, which)
+    x = np.array([0.3, 0.2])
+    gr = ad.grad(f)
+    h = 1e-6
+    fd_hessian = np.array([(gr(x + h * e) - gr(x - h * e)) / (2 * h) for e in np.eye(2)])
+    np.testing.assert_allclose(ad.jacrev(gr)(x), fd_hessian, atol=1e-7)
+    np.testing.assert_allclose(ad.jacfwd(gr)(x), fd_hessian, atol=1e-7)

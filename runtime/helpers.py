@@ -481,12 +481,29 @@ def check_interrupted(started, raised):
             "(hint: compute what may raise first in the try body, or raise explicitly)")
 
 
+def shortest(a, b):
+    """The trip count of zip(...): the lesser of two sequence lengths."""
+    return min(a, b)
+
+
 def zeros_list(values):
     """A list of zeros shaped like the items of `values` (the cotangent of a list)."""
     return [zero_tangent(v) for v in values]
 
 
-def list_add_at(lst, i, g):
-    """lst[i] += g for a list of cotangents (returns the list)."""
-    lst[i] = lst[i] + g
-    return lst
+def add_lists(a, b):
+    """The sum of two cotangents of one runtime list, item by item (`a + b` would
+    concatenate them); items that are lists (tapes of an inner loop) add item by item too."""
+    if len(a) != len(b):
+        if not a or not b:  # a cotangent started empty (its list was not at hand)
+            return list(a or b)
+        raise ValueError(f"internal: list cotangents of lengths {len(a)} and {len(b)}")
+    return [add_items(u, v) for u, v in zip(a, b)]
+
+
+def add_items(a, b):
+    """The sum of two cotangents of an item of a list passed in (a tape), whose items may
+    be lists themselves (the tapes of an inner loop)."""
+    if isinstance(a, list):
+        return add_lists(a, b)
+    return a + b

@@ -376,3 +376,50 @@ def test_reverse_over_reverse_through_a_list(which):
     fd_hessian = np.array([(gr(x + h * e) - gr(x - h * e)) / (2 * h) for e in np.eye(2)])
     np.testing.assert_allclose(ad.jacrev(gr)(x), fd_hessian, atol=1e-7)
     np.testing.assert_allclose(ad.jacfwd(gr)(x), fd_hessian, atol=1e-7)
+
+
+# fixed: a snapshot of a variable taken before an `if` was reused after a branch rebound it
+# (the first-order backward sweep's `v1_bar = v1_bar + ...` in one branch): reverse over
+# reverse read the cotangent as it was before the branch (hvp off by 15%)
+def test_snapshot_before_an_if_is_stale_after_it():
+    m = program('''
+        import numpy as np
+
+        C2 = np.array([0.5, 0.5])
+        C3 = np.array([0.5, 0.5, 1.5])
+
+        def core(x):
+            v1 = np.outer(x * C2, x * C3)
+            return (6 if x < -2.0 else v1, v1)
+
+        def f(x):
+            return np.sum(np.sin(core(x)[0]))
+    ''')
+    x = 1.4853160091211528
+    # f(x) = sum(sin(x^2 c)), c = outer(C2, C3): f'' = sum(2c cos(x^2 c) - 4x^2 c^2 sin(x^2 c))
+    c = np.outer([0.5, 0.5], [0.5, 0.5, 1.5])
+    exact = np.sum(2 * c * np.cos(x * x * c) - 4 * x * x * c * c * np.sin(x * x * c))
+    gr = ad.grad(m.f)
+    for H in (ad.jacrev(gr)(x), ad.jacfwd(gr)(x), ad.hessian(m.f)(x), ad.grad(gr)(x)):
+        np.testing.assert_allclose(H, exact, rtol=1e-10)
+
+
+# fixed: a zip loop's trip count `min(len(y), len(y))` was copied into the linear program,
+# which has no `y` (NameError in linearize and in second order)
+def test_zip_trip_count_is_a_residual():
+    m = program('''
+        import numpy as np
+
+        def f(x):
+            y = np.sin(x) * 2.0
+            acc = 0.0
+            for a, b in zip(y, y):
+                acc = acc + a * b
+            return acc
+    ''')
+    x = np.array([0.3, 0.5, 0.7])
+    t = np.array([1.0, -0.5, 0.25])
+    # f = 4 sum(sin(x)^2): df.t = 8 sum(sin cos t)
+    _, lin = ad.linearize(m.f, x)
+    np.testing.assert_allclose(lin(t), 8 * np.sum(np.sin(x) * np.cos(x) * t), rtol=1e-12)
+    np.testing.assert_allclose(ad.jacrev(ad.grad(m.f))(x), np.diag(8 * np.cos(2 * x)), rtol=1e-12)

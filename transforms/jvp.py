@@ -57,7 +57,7 @@ def tangent_skel(out_skel, active_out):
 
     def walk(s):
         if isinstance(s, SLeaf):
-            return SLeaf() if next(flags) else SConst(("NoneType", None), None)
+            return SLeaf(list=s.list) if next(flags) else SConst(("NoneType", None), None)
         if isinstance(s, STup):
             return STup(s.kind, tuple(walk(i) for i in s.items))
         from s2sad.transforms.values import SDict
@@ -351,7 +351,12 @@ class _JVPPass:
             return
         if prim.name == "method.copy":
             out.append(s)
-            out.append(ir.assign(self.dot(t), ir.call(ir.attr(ir.name(self.dot(op.args["x"].id)), "copy"), []), s))
+            copied = ir.call(ir.attr(ir.name(self.dot(op.args["x"].id)), "copy"), [])
+            if isinstance(s.targets[0], gast.Tuple):  # a, b = lst.copy()
+                lhs = ir.tuple_([ir.store(self.dot(n)) for n in outs], gast.Store())
+                out.append(ir.assign(lhs, copied, s))
+            else:
+                out.append(ir.assign(self.dot(t), copied, s))
             return
         if prim.jvp is None:
             raise self.error(f"{prim.label()} has no JVP rule")

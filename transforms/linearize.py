@@ -53,6 +53,19 @@ def stores(node):
             and isinstance(n.ctx, (gast.Store, gast.Param))]
 
 
+def written(node):
+    """Names a statement (and the blocks nested in it) rebinds or writes in place."""
+    out = set(stores(node))
+    for n in gast.walk(node):
+        if isinstance(n, gast.Subscript) and isinstance(n.ctx, gast.Store) \
+                and isinstance(n.value, gast.Name):
+            out.add(n.value.id)
+        elif isinstance(n, gast.Call) and isinstance(n.func, gast.Attribute) \
+                and isinstance(n.func.value, gast.Name):
+            out.add(n.func.value.id)   # lst.append(v), lst.pop(): the list changes
+    return out
+
+
 def blocks_of(s):
     if isinstance(s, gast.If):
         return [s.body, s.orelse]
@@ -320,6 +333,7 @@ class Linearizer:
         self.out = out
         self.residual_defs = {}   # residual name -> True when it must be taped
         self.tapes = {}           # residual -> tape name
+        self.split_lists = set()  # residuals of split calls that are runtime lists
         self.cursor = {}          # residual -> cursor name
         self.used = set()         # residual names the linear program reads
         body = self.fdef.body
@@ -389,15 +403,26 @@ class Linearizer:
         out.safe = top
         # runtime lists (built from list literals, or list parameters such as tapes; their
         # cotangents are lists too)
-        lists = set(getattr(self.c, "list_params", ()))
+        lists = set(getattr(self.c, "list_params", ())) | self.split_lists
         changed = True
         while changed:
             changed = False
             for n in gast.walk(self.fdef):
+                if isinstance(n, gast.Assign) and isinstance(n.targets[0], gast.Tuple):
+                    # a call of a generated function whose layout marks runtime lists
+                    flags = _callee_list_outputs(n.value, self.ns)
+                    elts = n.targets[0].elts
+                    if flags and len(flags) == len(elts):
+                        for e, k in zip(elts, flags):
+                            if k and isinstance(e, gast.Name) and e.id not in lists:
+                                lists.add(e.id)
+                                changed = True
+                    continue
                 if isinstance(n, gast.Assign) and isinstance(n.targets[0], gast.Name):
                     t = n.targets[0].id
                     v = n.value
                     is_list = isinstance(v, gast.List) or _returns_list(v, self.ns) or \
+                        _callee_list_outputs(v, self.ns) == [True] or \
                         (isinstance(v, gast.Name) and v.id in lists) or \
                         (isinstance(v, gast.Call) and isinstance(v.func, gast.Attribute)
                          and v.func.attr == "copy" and isinstance(v.func.value, gast.Name)
@@ -408,6 +433,7 @@ class Linearizer:
                         lists.add(t)
                         changed = True
         out.lists = lists
+        out.list_params = set(getattr(self.c, "list_params", ()))
         return out
 
     def use(self, name):
@@ -464,6 +490,11 @@ class Linearizer:
                     snaps.pop(s.targets[0].value.id, None)
                 for n in stores(s):
                     local_res.append((n, s))
+            if isinstance(s, (gast.If, gast.For, gast.While, gast.Try)):
+                # a value rebound or written in one of the blocks has a new value after
+                # the statement: snapshots taken before it are stale
+                for n in written(s):
+                    snaps.pop(n, None)
         # record the residuals this block defined, where the linear program needs them
         self.deferred_depth -= 1 if deferred else 0
         self._records(fwd, lin, local_res, depth, top, deferred)
@@ -543,6 +574,8 @@ class Linearizer:
             snap = self.namer.fresh(name)
             value = ir.call("np.copy", [ir.name(name)]) if copy_needed else ir.name(name)
             if copy_needed:
+                import numpy as np
+                self.ns.setdefault("np", np)
                 self.copies.add(snap)
             stmt = ir.assign(snap, value, self.loc)
             fwd.append(stmt)
@@ -700,6 +733,10 @@ class Linearizer:
         for n, w in zip(l_outs, wit):
             if self.primal_of.get(n) is None and self.witness.get(n) is None:
                 self.witness[n] = w
+        kinds = [getattr(k, "list", False) for k in getattr(split.fwd.out_skel, "items", ())]
+        for r, k in zip(res, kinds[len(p_outs):]):
+            if k:
+                self.split_lists.add(r)  # a tape (or list) of the callee's forward sweep
         for r in res:
             self.use(r)
         lcall = ir.call(ir.name(lname), [ir.name(r) for r in res] + [copy.deepcopy(a) for a in l_args])
@@ -737,7 +774,7 @@ class Linearizer:
             raise self.error("internal: loops reach reverse mode as range loops")
         target = s.target.id
         if not has_break:
-            args = [self.read_residual(a, fwd, snaps, local_res) for a in rng.args]
+            args = [self.range_arg(a, fwd, snaps, local_res) for a in rng.args]
             fwd.append(ir.copy_loc(gast.For(target=s.target, iter=s.iter, body=body_fwd,
                                             orelse=[], type_comment=None), s))
             for n in stores(s):
@@ -762,8 +799,8 @@ class Linearizer:
         a = rng.args
         start = a[0] if len(a) > 1 else ir.const(0)
         step = a[2] if len(a) > 2 else ir.const(1)
-        start = self.read_residual(start, fwd, snaps, local_res)
-        step = self.read_residual(step, fwd, snaps, local_res)
+        start = self.range_arg(start, fwd, snaps, local_res)
+        step = self.range_arg(step, fwd, snaps, local_res)
         idx = gast.BinOp(left=start, op=gast.Add(),
                          right=gast.BinOp(left=ir.name(k), op=gast.Mult(), right=step))
         recompute = ir.assign(target, idx, s)
@@ -772,6 +809,19 @@ class Linearizer:
         lin.append(ir.copy_loc(gast.For(target=ir.store(k), iter=ir.call(ir.name("range"), [ir.name(n)]),
                                         body=body_lin, orelse=[], type_comment=None), s))
         self.ns.setdefault("range", range)
+
+    def range_arg(self, a, fwd, snaps, local_res):
+        """A bound of a range loop, as the linear program reads it: an expression (the
+        lowering of zip/enumerate writes ``range(min(len(a), len(b)))``) is evaluated into a
+        residual before the loop."""
+        if isinstance(a, (gast.Name, gast.Constant)):
+            return self.read_residual(a, fwd, snaps, local_res)
+        name = self.namer.fresh("stop")
+        stmt = ir.assign(name, copy.deepcopy(a), self.loc)
+        fwd.append(stmt)
+        local_res.append((name, stmt))
+        self.use(name)
+        return ir.name(name)
 
     def while_loop(self, s, fwd, lin, depth, snaps, local_res):
         body_fwd, body_lin = self.block(s.body, depth + 1)
@@ -850,6 +900,22 @@ class Linearizer:
         local_res.append((name, st))
         self.use(name)
         return name
+
+
+def _callee_list_outputs(value, ns):
+    """For a call of a transformed function: which leaves of its result are runtime lists
+    (from its output layout); None for anything else."""
+    if not isinstance(value, gast.Call):
+        return None
+    try:
+        op = ops.classify(value, ns)
+    except (KeyError, TypeError):
+        return None
+    skel = getattr(op.callee, "out_skel", None) if op.kind == "call" else None
+    if skel is None:
+        return None
+    from s2sad.transforms.specialize import _leaf_kinds
+    return _leaf_kinds(skel)
 
 
 def _returns_list(value, ns):

@@ -760,7 +760,14 @@ class Builder:
             return ir.call(ir.name(len_name), [r])
         if it.kind == "zip":
             lens = [self._iter_len(_as_iter(a), out) for a in it.args]
-            return lens[0] if len(lens) == 1 else ir.call(ir.name(self.bind_const(min, "min")), lens)
+            if len(lens) == 1:
+                return lens[0]
+            from s2sad.runtime import helpers
+            name = self.bind_const(helpers.shortest, "shortest")
+            n = lens[0]
+            for m in lens[1:]:
+                n = ir.call(ir.name(name), [n, m])
+            return n
         if it.kind in ("enumerate", "reversed"):
             n = self._iter_len(_as_iter(it.args[0]), out)
             if it.kind == "reversed":

@@ -110,7 +110,14 @@ class Transposer:
             import numpy as np
             self.ns.setdefault("np", np)
             first = ir.call("np.copy", [contrib])
-        add = ir.assign(b, gast.BinOp(left=ir.name(b), op=gast.Add(), right=copy.deepcopy(contrib)), self.loc)
+        if var in getattr(self.L, "lists", ()):
+            # cotangents of a runtime list add item by item
+            from s2sad.runtime import helpers
+            self.ns["add_lists"] = helpers.add_lists
+            total = ir.call(ir.name("add_lists"), [ir.name(b), copy.deepcopy(contrib)])
+        else:
+            total = gast.BinOp(left=ir.name(b), op=gast.Add(), right=copy.deepcopy(contrib))
+        add = ir.assign(b, total, self.loc)
         if s == ZERO:
             out.append(ir.assign(b, first, self.loc))
         elif s == NONZERO:
@@ -347,7 +354,16 @@ class Transposer:
             old = self.namer.fresh(f"{lb}_item")
             out.append(ir.assign(old, gast.Subscript(value=ir.name(lb), slice=idx, ctx=gast.Load()), s))
             new = self.namer.fresh(f"{lb}_item")
-            out.append(ir.assign(new, gast.BinOp(left=ir.name(old), op=gast.Add(), right=ct), s))
+            lists = getattr(self.L, "lists", ())
+            if y in lists or lst in getattr(self.L, "list_params", ()):
+                # the item is a list, or may be (a tape passed in records inner tapes)
+                from s2sad.runtime import helpers
+                helper = "add_lists" if y in lists else "add_items"
+                self.ns[helper] = getattr(helpers, helper)
+                total = ir.call(ir.name(helper), [ir.name(old), ct])
+            else:
+                total = gast.BinOp(left=ir.name(old), op=gast.Add(), right=ct)
+            out.append(ir.assign(new, total, s))
             out.append(ir.assign(gast.Subscript(value=ir.name(lb), slice=copy.deepcopy(op.args["idx"]),
                                                 ctx=gast.Store()), ir.name(new), s))
             contrib = {}

@@ -122,14 +122,14 @@ def split(callee, mask, witness_pairs=(), checkpointed=True):
         lin_body = unpack + [ir.assign(c, ir.const(0)) for c in lz.cursors] + copy.deepcopy(lz.lin_body)
         lin_ret = list(lz.linear_outs)
         _finish(lin, res_params + lz.linear_params, lin_body, ir.tuple_(lin_ret), dict(ns))
-        lin.out_skel = STup(tuple, tuple(SLeaf() for _ in lin_ret))
+        lin.out_skel = _flat_skel(lin_ret, lz.lists)
         cts = [namer.fresh(f"{a.id[:-4] if isinstance(a, gast.Name) and a.id.endswith('_dot') else 'out'}_ct")
                for a in lz.linear_outs]
         T = Transposer(lz, namer, getattr(callee, "filename", "<generated>"))
         back, results = T.run(cts)
         bwd_body = unpack + _cursor_inits(lz) + back
         _finish(bwd, res_params + cts, bwd_body, ir.tuple_(results), dict(ns))
-        bwd.out_skel = STup(tuple, tuple(SLeaf() for _ in results))
+        bwd.out_skel = STup(tuple, tuple(SLeaf(list=p in lz.lists) for p in lz.linear_params))
         if not sp.packed:
             # residuals neither the linear program nor the backward sweep reads are not saved
             used = _loads_of(lin.fdef) | _loads_of(bwd.fdef)
@@ -162,18 +162,30 @@ def split(callee, mask, witness_pairs=(), checkpointed=True):
                 sp.n_wit = len(wits)
         _finish(fwd, lz.primal_params, _tape_inits(lz) + none_inits + lz.fwd_body, ir.tuple_(fwd_ret),
                 dict(ns))
-        fwd.out_skel = STup(tuple, tuple(SLeaf() for _ in fwd_ret))
+        fwd.out_skel = _flat_skel(fwd_ret, set(lz.lists) | set(lz.tapes))
         for d in (fwd, lin, bwd):
             d.filename = getattr(callee, "filename", "<generated>")
+        # runtime lists among the parameters of the three functions: the callee's list
+        # parameters, and the tapes and lists that travel as residuals (their cotangents
+        # are lists too)
+        lists = set(lz.lists)
+        fwd.list_params = {p for p in lz.primal_params if p in lists}
         if not sp.packed:
-            # tapes travel as residual parameters: they are runtime lists
-            tapes = set(lz.tapes)
-            lin.list_params = bwd.list_params = {r for r in res_params if r in tapes}
+            lists |= set(lz.tapes)
+            lin_lists = {r for r in res_params if r in lists}
+            lin.list_params = lin_lists | {p for p in lz.linear_params if p in lists}
+            bwd.list_params = lin_lists | {c for c, a in zip(cts, lz.linear_outs)
+                                           if isinstance(a, gast.Name) and a.id in lists}
         sp.done = True
     except BaseException:
         _SPLITS.pop(key, None)
         raise
     return sp
+
+
+def _flat_skel(atoms, lists):
+    """A flat tuple layout; the leaves named in `lists` are runtime lists."""
+    return STup(tuple, tuple(SLeaf(list=isinstance(a, gast.Name) and a.id in lists) for a in atoms))
 
 
 def _loads_of(fdef):

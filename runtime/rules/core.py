@@ -256,6 +256,8 @@ for _attr in ("shape", "ndim", "dtype", "size"):
     register("attr." + _attr, kind="attribute", nondiff=True)
 
 len_ = register("len", len, spelling="len", nondiff=True)
+register("shortest", helpers.shortest, spelling="shortest", params=("a", "b"), nondiff=True,
+         doc="the trip count of zip(...) (the lesser of two lengths)")
 register("range", range, spelling="range", params=("start", "stop", "step"),
          defaults={"stop": None, "step": None}, nondiff=True)
 register("slice", slice, spelling="slice", params=("start", "stop", "step"),
@@ -447,6 +449,52 @@ register("check_interrupted", helpers.check_interrupted, spelling="check_interru
 register("zeros_list", helpers.zeros_list, spelling="zeros_list", params=("values",), nondiff=True,
          returns_list=True,
          doc="the zero cotangent of a list")
+add_lists = helpers.add_lists
+add_lists_p = register("add_lists", helpers.add_lists, spelling="add_lists", params=("a", "b"),
+                       linear=("a", "b"), returns_list=True,
+                       doc="the item-by-item sum of two list cotangents")
+add_lists_p.example("add_lists(np.split(a, 2), np.split(b, 2))[1]", a=real(4), b=real(4))
+
+
+@add_lists_p.defjvp
+def _(a, b, a_dot, b_dot):
+    return add_lists(a_dot, b_dot)
+
+
+def _add_lists_transposes():
+    from s2sad.runtime.rules.shapes import deftranspose_seq
+
+    @deftranspose_seq(add_lists_p, "a")
+    def _(ct, a, b):
+        return ct.copy()
+
+    @deftranspose_seq(add_lists_p, "b")
+    def _(ct, a, b):
+        return ct.copy()
+
+
+add_items = helpers.add_items
+add_items_p = register("add_items", helpers.add_items, spelling="add_items", params=("a", "b"),
+                       linear=("a", "b"),
+                       doc="the sum of two cotangents of a tape item (item by item for lists)")
+add_items_p.example("add_items(a, b)", a=real(2, 3), b=real(2, 3))
+
+
+@add_items_p.defjvp
+def _(a, b, a_dot, b_dot):
+    return add_items(a_dot, b_dot)
+
+
+@add_items_p.deftranspose("a")
+def _(ct, a, b):
+    return ct
+
+
+@add_items_p.deftranspose("b")
+def _(ct, a, b):
+    return ct
+
+
 register("zero_tangent", helpers.zero_tangent, spelling="zero_tangent", nondiff=True,
          doc="a zero shaped like x")
 register("stop_gradient", helpers.stop_gradient, spelling="stop_gradient", nondiff=True,
@@ -490,3 +538,4 @@ del wellcond, ints, bools
 
 
 _seq_transposes()
+_add_lists_transposes()

@@ -1,0 +1,95 @@
+"""Third derivatives by every mix of jacfwd and jacrev, and reverse mode over functions that
+call a pullback several times (their list cotangents add item by item).
+
+Expected values are analytic: for f(x) = sum(g(x_i)) the third-derivative tensor is diagonal
+with g'''(x_i) on the diagonal.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import s2sad as ad
+
+X = np.array([0.3, 0.5, -0.7])
+E = np.eye(3)
+
+
+def sin_cubed(x):
+    return np.sum(np.sin(x) ** 3)
+
+
+def sin_cubed_3rd(x):
+    s, c = np.sin(x), np.cos(x)
+    return 6 * c ** 3 - 21 * s ** 2 * c
+
+
+def cubes_in_a_loop(x):
+    acc = 0.0
+    for j in range(x.shape[0]):
+        acc = acc + x[j] ** 3
+    return acc
+
+
+def cubes_in_a_list(x):
+    cols = []
+    for j in range(x.shape[0]):
+        cols.append(x[j] ** 3)
+    return np.sum(np.stack(cols))
+
+
+def diagonal(values):
+    n = values.shape[0]
+    out = np.zeros((n, n, n))
+    for i in range(n):
+        out[i, i, i] = values[i]
+    return out
+
+
+MODES = {"f": ad.jacfwd, "r": ad.jacrev}
+
+
+@pytest.mark.parametrize("modes", ["".join(m) for m in itertools.product("fr", repeat=2)])
+@pytest.mark.parametrize("fun,third", [(sin_cubed, sin_cubed_3rd),
+                                       (cubes_in_a_loop, lambda x: 6.0 + 0 * x),
+                                       (cubes_in_a_list, lambda x: 6.0 + 0 * x)],
+                         ids=["sin_cubed", "loop", "list"])
+@pytest.mark.parametrize("inner", ["grad", "jacfwd", "jacrev"])
+def test_third_derivative_every_mix(fun, third, modes, inner):
+    d = {"grad": ad.grad, "jacfwd": ad.jacfwd, "jacrev": ad.jacrev}[inner](fun)
+    for m in reversed(modes):
+        d = MODES[m](d)
+    np.testing.assert_allclose(d(X), diagonal(third(X)), rtol=1e-10, atol=1e-12)
+
+
+def cubes(x):
+    cols = []
+    for j in range(x.shape[0]):
+        cols.append(x[j] ** 3)
+    return np.stack(cols)
+
+
+def two_pullbacks(x):
+    """The Jacobian of `cubes`, row by row, with one pullback called twice."""
+    _, pullback = ad.vjp(cubes, x)
+    a = pullback(E[0])[0]
+    b = pullback(E[1])[0]
+    return np.stack([a, b])
+
+
+def pullback_in_a_loop(x):
+    _, pullback = ad.vjp(cubes, x)
+    rows = []
+    for i in range(3):
+        rows.append(pullback(E[i])[0])
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize("fun", [two_pullbacks, pullback_in_a_loop])
+@pytest.mark.parametrize("mode", ["jacfwd", "jacrev"])
+def test_pullback_called_several_times_differentiated(fun, mode):
+    # d/dx_k of d(x_j^3)/dx_i = 6 x_i if i == j == k else 0
+    rows = 2 if fun is two_pullbacks else 3
+    expected = diagonal(6 * X)[:rows]
+    np.testing.assert_allclose(getattr(ad, mode)(fun)(X), expected, rtol=1e-12, atol=1e-14)

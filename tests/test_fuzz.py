@@ -39,7 +39,8 @@ def unknown_failures(out):
             and f.signature() not in KNOWN_SIGNATURES]
 
 
-@settings(max_examples=int(os.environ.get("S2SAD_FUZZ_EXAMPLES", "30")), **COMMON)
+# 25 programs: 60 s measured with the other core busy (the issue asks for under two minutes)
+@settings(max_examples=int(os.environ.get("S2SAD_FUZZ_EXAMPLES", "25")), **COMMON)
 @given(FP.programs(), st.integers(0, 2 ** 16))
 def test_random_programs_every_oracle(prog, input_seed):
     out = FP.check(prog, input_seed)

@@ -423,3 +423,33 @@ def test_zip_trip_count_is_a_residual():
     _, lin = ad.linearize(m.f, x)
     np.testing.assert_allclose(lin(t), 8 * np.sum(np.sin(x) * np.cos(x) * t), rtol=1e-12)
     np.testing.assert_allclose(ad.jacrev(ad.grad(m.f))(x), np.diag(8 * np.cos(2 * x)), rtol=1e-12)
+
+
+# OPEN: a list built inside an outer loop and read by index (a for loop over it) has no
+# shape witness where the backward sweep first reads its cotangent: transpose starts the
+# cotangent as [] and the read fails.  Needs linearize to record the list (or its length)
+# as a witness residual for list reads inside loops.
+@bug("a runtime list rebuilt inside an outer loop and read by index: its cotangent starts "
+     "empty in the backward sweep (IndexError)",
+     ie("grad", "IndexError: list index out of range"),
+     ie("vjp", "IndexError: list index out of range"),
+     ie("jacobian", "IndexError: list index out of range"),
+     ie("linearize", "IndexError: list index out of range"),
+     ie("second_order", "IndexError: list index out of range"))
+def test_list_rebuilt_in_an_outer_loop():
+    m = program('''
+        import numpy as np
+
+        def f(x):
+            for k in range(1):
+                lst = []
+                for i in range(3):
+                    lst.append(x * 2.0)
+                acc = 0.0
+                for r in lst:
+                    acc = acc + np.sum(r)
+            return acc * acc
+    ''')
+    x = np.array([0.3, 0.5])
+    # f = (6 sum(x))^2: grad = 72 sum(x)
+    np.testing.assert_allclose(ad.grad(m.f)(x), 72 * np.sum(x) * np.ones(2), rtol=1e-12)

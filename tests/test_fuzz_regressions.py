@@ -425,17 +425,9 @@ def test_zip_trip_count_is_a_residual():
     np.testing.assert_allclose(ad.jacrev(ad.grad(m.f))(x), np.diag(8 * np.cos(2 * x)), rtol=1e-12)
 
 
-# OPEN: a list built inside an outer loop and read by index (a for loop over it) has no
-# shape witness where the backward sweep first reads its cotangent: transpose starts the
-# cotangent as [] and the read fails.  Needs linearize to record the list (or its length)
-# as a witness residual for list reads inside loops.
-@bug("a runtime list rebuilt inside an outer loop and read by index: its cotangent starts "
-     "empty in the backward sweep (IndexError)",
-     ie("grad", "IndexError: list index out of range"),
-     ie("vjp", "IndexError: list index out of range"),
-     ie("jacobian", "IndexError: list index out of range"),
-     ie("linearize", "IndexError: list index out of range"),
-     ie("second_order", "IndexError: list index out of range"))
+# fixed: a list built inside an outer loop and read by index (a for loop over it) had no
+# shape witness where the backward sweep first reads its cotangent: the cotangent started
+# as [] and the read failed (IndexError); the read's argument witness shapes it now
 def test_list_rebuilt_in_an_outer_loop():
     m = program('''
         import numpy as np
@@ -453,3 +445,5 @@ def test_list_rebuilt_in_an_outer_loop():
     x = np.array([0.3, 0.5])
     # f = (6 sum(x))^2: grad = 72 sum(x)
     np.testing.assert_allclose(ad.grad(m.f)(x), 72 * np.sum(x) * np.ones(2), rtol=1e-12)
+    np.testing.assert_allclose(ad.jacrev(ad.grad(m.f))(x), np.full((2, 2), 72.0), rtol=1e-12)
+    np.testing.assert_allclose(ad.hessian(m.f)(x), np.full((2, 2), 72.0), rtol=1e-12)

@@ -348,7 +348,7 @@ class Transposer:
                 and op.args["x"].id in getattr(self.L, "lists", ()):
             # an item of a runtime list: added into the list's cotangent
             lst = op.args["x"].id
-            self.ensure_list(lst, out)
+            self.ensure_list(lst, out, self.arg_witness.get(lst))
             lb = self.bar(lst)
             idx = copy.deepcopy(op.args["idx"])
             old = self.namer.fresh(f"{lb}_item")
@@ -381,14 +381,15 @@ class Transposer:
         for c in mine:
             self.accumulate(y, c, out)
 
-    def ensure_list(self, var, out):
+    def ensure_list(self, var, out, witness=None):
         """A list cotangent read before anything was added to it: zeros shaped like the
-        list as it is here (or empty when its primal is not at hand)."""
+        list as it is here (`witness`: the list as this statement sees it), or empty when
+        its primal is not at hand."""
         s = self.st(var)
         if s == NONZERO:
             return
         from s2sad.runtime import helpers
-        w = self.safe_witness(var)
+        w = witness or self.safe_witness(var)
         if w is not None:
             self.ns["zeros_list"] = helpers.zeros_list
             value = ir.call(ir.name("zeros_list"), [ir.name(w)])

@@ -1,6 +1,9 @@
 """Forward mode: transform latency and the JVP cost ratio time(jvp f) / time(f).
 
-Run: python benchmarks/bench_forward.py
+Run: python benchmarks/bench_forward.py [--malloc]
+
+--malloc raises glibc's mmap/trim thresholds first (s2sad.runtime.memory.tune_malloc), so
+fresh large temporaries are not returned to the OS and faulted in again on every call.
 """
 
 import os
@@ -45,6 +48,9 @@ def transform_latency(f, args):
 
 
 def main():
+    if "--malloc" in sys.argv:
+        from s2sad.runtime.memory import tune_malloc
+        tune_malloc()
     rows = []
     for name, f, args in CASES:
         lat = transform_latency(f, args)

@@ -1554,6 +1554,10 @@ def _with_alarm(seconds, fn):
 
 
 ORACLES = ("jvp", "linearize", "vjp", "jacobian", "grad", "second_order", "source")
+# Third derivatives by three routes: not in the default set, because generated third-order
+# code of a large random program can take minutes to build (the CI sample timed out);
+# use check(prog, oracles=ORACLES + EXTRA_ORACLES) on small programs.
+EXTRA_ORACLES = ("third_order",)
 
 
 def check(prog: Program, seed: int = 0, oracles=ORACLES, attempts=8, timeout=120,
@@ -1789,6 +1793,31 @@ def _o_second_order(c: Case):
     fd = float(fd)
     if abs(vhv - fd) > Case.TOL2 * (1.0 + abs(fd)):
         raise Mismatch("v^T H v vs second differences", f"v^T H v = {vhv!r}, finite differences {fd!r}")
+
+
+def _o_third_order(c: Case):
+    """Third derivatives of f with respect to its first argument (small inputs only): the
+    tensor is symmetric under every permutation of its indices, and reverse^3, forward over
+    reverse^2 and forward^2 over reverse agree."""
+    if not hasattr(c.mod, "fuzz_pair"):
+        return
+    x0 = np.asarray(c.args[0])
+    n = x0.size
+    if n > 3:
+        return
+    f = c.mod.f
+    args = c.with_args(c.args)
+    shape = (n, n, n)
+    t_rrr = np.reshape(ad.jacrev(ad.jacrev(ad.grad(f)))(*args), shape)
+    t_frr = np.reshape(ad.jacfwd(ad.jacrev(ad.grad(f)))(*args), shape)
+    t_ffr = np.reshape(ad.jacfwd(ad.hessian(f))(*args), shape)
+    s = 1.0 + _scale(t_ffr)
+    assert_close("third order: jacrev^2(grad) vs jacfwd(hessian)", t_rrr, t_ffr, 1e-8, scale=s, what="T")
+    assert_close("third order: jacfwd(jacrev(grad)) vs jacfwd(hessian)", t_frr, t_ffr, 1e-8, scale=s,
+                 what="T")
+    for perm in ((1, 0, 2), (0, 2, 1), (2, 1, 0)):
+        assert_close("third order symmetric", t_ffr, np.transpose(t_ffr, perm), 1e-8, scale=s,
+                     what=f"T vs T.transpose{perm}")
 
 
 def _o_source(c: Case):

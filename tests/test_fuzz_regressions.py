@@ -447,3 +447,22 @@ def test_list_rebuilt_in_an_outer_loop():
     np.testing.assert_allclose(ad.grad(m.f)(x), 72 * np.sum(x) * np.ones(2), rtol=1e-12)
     np.testing.assert_allclose(ad.jacrev(ad.grad(m.f))(x), np.full((2, 2), 72.0), rtol=1e-12)
     np.testing.assert_allclose(ad.hessian(m.f)(x), np.full((2, 2), 72.0), rtol=1e-12)
+
+
+# fixed: a function returning a constant from inside a loop: restructure stored the JVP's
+# 1-tuple `(0.5,)` (the tangent is inactive) as one result, so linearize's and jacrev's
+# primal output was the tuple (zero tangent of shape (1,), Jacobian of shape (1, 2, 3))
+def test_constant_returned_from_a_loop():
+    m = program('''
+        def f(x):
+            v = 0.5
+            for r in x:
+                return v
+            return v
+    ''')
+    x = np.ones((2, 3))
+    out, lin = ad.linearize(m.f, x)
+    assert out == 0.5
+    assert np.shape(lin(x)) == () and lin(x) == 0.0
+    np.testing.assert_array_equal(ad.jacrev(m.f)(x), np.zeros((2, 3)))
+    np.testing.assert_array_equal(ad.jacfwd(m.f)(x), np.zeros((2, 3)))

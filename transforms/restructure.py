@@ -48,16 +48,23 @@ class _Exits:
     """What the flags of `nest` need: fresh names, and the result variables that a
     return converted to a flag assigns (the same ones `restructure` returns at the end)."""
 
-    def __init__(self, namer, width):
+    def __init__(self, namer, width, tup=False):
         self.namer = namer
         self.width = width
+        self.tup = tup     # the function returns tuple literals (a 1-tuple keeps its tuple)
         self._results = None
 
     def results(self):
         if self._results is None:
-            self._results = [self.namer.fresh("result" if self.width == 1 else f"result_{i}")
-                             for i in range(self.width)]
+            self._results = _Results(self.namer.fresh("result" if self.width == 1 else f"result_{i}")
+                                     for i in range(self.width))
+            self._results.tup = self.tup
         return self._results
+
+
+class _Results(list):
+    """The result variables; `tup`: the returned value is a tuple of them."""
+    tup = False
 
 
 def nest(block, exits):
@@ -169,7 +176,8 @@ def restructure(fdef, namer: Namer | None = None):
     """Rewrite `fdef` in place to the single-exit form; returns it."""
     namer = namer or Namer(names_in(fdef))
     rets = _returns_in(fdef)
-    exits = _Exits(namer, _width(rets[0].value) if rets else 1)
+    exits = _Exits(namer, _width(rets[0].value) if rets else 1,
+                   tup=bool(rets) and isinstance(rets[0].value, gast.Tuple))
     fdef.body = nest(fdef.body, exits)
     _drop_passes(fdef.body)
     if not needs_restructure(fdef):
@@ -197,7 +205,8 @@ def restructure(fdef, namer: Namer | None = None):
     prologue = []
     if flag is not None:
         prologue.append(ir.assign(flag, ir.const(False)))
-    value = ir.name(results[0]) if width == 1 else ir.tuple_([ir.name(r) for r in results])
+    value = ir.name(results[0]) if width == 1 and not exits.tup else \
+        ir.tuple_([ir.name(r) for r in results])
     fdef.body = prologue + fdef.body + [gast.Return(value=value)]
     ir.fill_empty_blocks(fdef)
     return fdef
@@ -275,7 +284,7 @@ def _convert_loop_returns(loop, results, flag):
 def _result_assignments(ret, results):
     if ret.value is None:
         return []  # a placeholder return: the results are already set
-    if len(results) == 1:
+    if len(results) == 1 and not getattr(results, "tup", False):
         return [ir.copy_loc(ir.assign(results[0], copy.deepcopy(ret.value)), ret)]
     elts = ret.value.elts if isinstance(ret.value, gast.Tuple) else None
     if elts is None or len(elts) != len(results):

@@ -466,3 +466,26 @@ def test_constant_returned_from_a_loop():
     assert np.shape(lin(x)) == () and lin(x) == 0.0
     np.testing.assert_array_equal(ad.jacrev(m.f)(x), np.zeros((2, 3)))
     np.testing.assert_array_equal(ad.jacfwd(m.f)(x), np.zeros((2, 3)))
+
+
+# fixed: copy propagation merged a branch's tangent (`mul_C2_dot`) into the conditional
+# expression's tangent (`select_dot`), and the shape witness of `select_dot` became
+# `mul_C2`, which exists only when that branch ran (UnboundLocalError in the pullback)
+def test_witness_of_a_conditional_expression_is_its_own_value():
+    m = program('''
+        import numpy as np
+
+        C2 = np.array([0.5, 0.5])
+
+        def f(x):
+            buf = np.zeros((3, 1))
+            for i in range(3):
+                buf[i] += np.sum(x) * C2 - 0.5 if np.sum(buf) > 1e9 else np.sum(x) * x[i]
+            return np.sum(buf, axis=1)
+    ''')
+    x = np.array([0.1, 0.2, 0.3])
+    # f_i = sum(x) x_i: J = outer(x, 1) + sum(x) I
+    J = np.outer(x, np.ones(3)) + np.sum(x) * np.eye(3)
+    np.testing.assert_allclose(ad.jacrev(m.f)(x), J, rtol=1e-12)
+    _, pullback = ad.vjp(m.f, x)
+    np.testing.assert_allclose(pullback(np.ones(3))[0], J.sum(axis=0), rtol=1e-12)

@@ -170,7 +170,11 @@ class _JVPPass:
         # shape witnesses for reverse mode: a tangent has the shape of its primal (under
         # the names copy propagation left)
         d.witness = {}
-        for p, t in self.dots.items():
+        # a tangent's own primal first: copy propagation may have merged another tangent
+        # into it (`select_dot` took over `mul_C2_dot` in one branch), whose primal exists on
+        # that path only
+        pairs = sorted(self.dots.items(), key=lambda pt: resolve(renames, pt[1]) != pt[1])
+        for p, t in pairs:
             d.witness.setdefault(resolve(renames, t), resolve(renames, p))
         for t, p in list(self.temp_witness.items()) + list(self.exact_witness.items()):
             d.witness.setdefault(resolve(renames, t), resolve(renames, p))

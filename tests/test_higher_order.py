@@ -93,3 +93,26 @@ def test_pullback_called_several_times_differentiated(fun, mode):
     rows = 2 if fun is two_pullbacks else 3
     expected = diagonal(6 * X)[:rows]
     np.testing.assert_allclose(getattr(ad, mode)(fun)(X), expected, rtol=1e-12, atol=1e-14)
+
+
+def cos_squared_of_a_list_sum(x):
+    lst = []
+    for i in range(1):
+        lst.append(np.sin(x[2]))
+    acc = 0.0
+    for r in lst:
+        acc = acc + np.sum(r)
+    return np.square(np.cos(acc))
+
+
+@pytest.mark.parametrize("modes", ["".join(m) for m in itertools.product("fr", repeat=2)])
+def test_third_derivative_through_a_list_against_differences(modes):
+    # found by the third-order fuzz oracle: reverse^3 copied a list cotangent with np.copy
+    f = cos_squared_of_a_list_sum
+    d = ad.grad(f)
+    for m in reversed(modes):
+        d = MODES[m](d)
+    H = ad.hessian(f)
+    h = 1e-5
+    fd = np.stack([(H(X + h * e) - H(X - h * e)) / (2 * h) for e in E], axis=-1)
+    np.testing.assert_allclose(d(X), fd, rtol=1e-6, atol=1e-8)

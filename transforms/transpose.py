@@ -107,9 +107,12 @@ class Transposer:
         first = contrib
         if var in self.setitem_targets and isinstance(contrib, gast.Name):
             # a cotangent written in place must not share memory with another one
-            import numpy as np
-            self.ns.setdefault("np", np)
-            first = ir.call("np.copy", [contrib])
+            if var in getattr(self.L, "lists", ()):
+                first = ir.call(ir.attr(ir.name(contrib.id), "copy"), [])  # a list: lst.copy()
+            else:
+                import numpy as np
+                self.ns.setdefault("np", np)
+                first = ir.call("np.copy", [contrib])
         if var in getattr(self.L, "lists", ()):
             # cotangents of a runtime list add item by item
             from s2sad.runtime import helpers

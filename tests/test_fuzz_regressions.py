@@ -489,3 +489,26 @@ def test_witness_of_a_conditional_expression_is_its_own_value():
     np.testing.assert_allclose(ad.jacrev(m.f)(x), J, rtol=1e-12)
     _, pullback = ad.vjp(m.f, x)
     np.testing.assert_allclose(pullback(np.ones(3))[0], J.sum(axis=0), rtol=1e-12)
+
+
+# fixed: calling a function whose result has no tangent (it returns a constant) bound the
+# JVP callee's 1-tuple `(C,)` to the variable, so the caller's value gained a leading axis
+# (ValueError in a later reshape; sums were silently right)
+def test_call_of_a_function_returning_a_constant():
+    m = program('''
+        import numpy as np
+
+        C32 = np.full((3, 2), 0.5)
+
+        def h(a):
+            return C32
+
+        def core(x):
+            x = h(x)
+            return {'p': x, 'q': x.reshape(6)}
+    ''')
+    x = np.ones((3, 2))
+    out, tangent = ad.jvp(m.core, (x,), (x,))
+    assert out['p'].shape == (3, 2) and out['q'].shape == (6,)
+    np.testing.assert_array_equal(tangent['q'], np.zeros(6))
+    np.testing.assert_array_equal(ad.jacrev(lambda u: m.core(u)['q'])(x), np.zeros((6, 3, 2)))

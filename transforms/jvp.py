@@ -545,9 +545,8 @@ class _JVPPass:
         call = ir.call(ir.name(name), args)
         if not all_targets:
             out.append(ir.expr_stmt(call, s))
-        elif len(all_targets) == 1:
-            out.append(ir.assign(all_targets[0], call, s))
         else:
+            # a JVP function returns a tuple of leaves, a 1-tuple too (no active output)
             out.append(ir.assign(ir.tuple_(all_targets, gast.Store()), call, s))
         for n, f in zip(outs, flags):
             if n in self.act and not f:

@@ -410,7 +410,7 @@ class Linearizer:
             for n in gast.walk(self.fdef):
                 if isinstance(n, gast.Assign) and isinstance(n.targets[0], gast.Tuple):
                     # a call of a generated function whose layout marks runtime lists
-                    flags = _callee_list_outputs(n.value, self.ns)
+                    flags = _list_kinds(n.value, self.ns)
                     elts = n.targets[0].elts
                     if flags and len(flags) == len(elts):
                         for e, k in zip(elts, flags):
@@ -421,8 +421,7 @@ class Linearizer:
                 if isinstance(n, gast.Assign) and isinstance(n.targets[0], gast.Name):
                     t = n.targets[0].id
                     v = n.value
-                    is_list = isinstance(v, gast.List) or _returns_list(v, self.ns) or \
-                        _callee_list_outputs(v, self.ns) == [True] or \
+                    is_list = isinstance(v, gast.List) or _list_kinds(v, self.ns) == [True] or \
                         (isinstance(v, gast.Name) and v.id in lists) or \
                         (isinstance(v, gast.Call) and isinstance(v.func, gast.Attribute)
                          and v.func.attr == "copy" and isinstance(v.func.value, gast.Name)
@@ -902,30 +901,23 @@ class Linearizer:
         return name
 
 
-def _callee_list_outputs(value, ns):
-    """For a call of a transformed function: which leaves of its result are runtime lists
-    (from its output layout); None for anything else."""
+def _list_kinds(value, ns):
+    """Which leaves of a call's result are runtime lists: a primitive marked
+    `returns_list`, or a transformed function whose output layout marks them; None for
+    anything else."""
     if not isinstance(value, gast.Call):
         return None
     try:
         op = ops.classify(value, ns)
     except (KeyError, TypeError):
         return None
+    if op.kind == "prim":
+        return [True] if getattr(op.prim, "returns_list", False) else None
     skel = getattr(op.callee, "out_skel", None) if op.kind == "call" else None
     if skel is None:
         return None
     from s2sad.transforms.specialize import _leaf_kinds
     return _leaf_kinds(skel)
-
-
-def _returns_list(value, ns):
-    if not isinstance(value, gast.Call):
-        return False
-    try:
-        op = ops.classify(value, ns)
-    except (KeyError, TypeError):
-        return False
-    return op.kind == "prim" and getattr(op.prim, "returns_list", False)
 
 
 def _nested_blocks(block):

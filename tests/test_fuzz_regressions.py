@@ -512,3 +512,27 @@ def test_call_of_a_function_returning_a_constant():
     assert out['p'].shape == (3, 2) and out['q'].shape == (6,)
     np.testing.assert_array_equal(tangent['q'], np.zeros(6))
     np.testing.assert_array_equal(ad.jacrev(lambda u: m.core(u)['q'])(x), np.zeros((6, 3, 2)))
+
+
+# fixed: a lambda in a `while` test was refused ("the variable 'lambda_' holds different
+# kinds of values on different paths"): normalize re-evaluates the test at the end of the
+# body with a copy of its statements, and the copied def counted as another function
+def test_lambda_in_a_while_test():
+    m = program('''
+        import numpy as np
+
+        def apply(fn, a):
+            return fn(fn(a))
+
+        def f(x):
+            k = 0
+            while k < 5 and apply(lambda u: u * x[0], 1.0) < 20.0:
+                x = 2.0 * x
+                k += 1
+            return np.sum(x * x)
+    ''')
+    # x0 = 1: x0**2 = 1, 4, 16 pass the test, 64 does not: x ends as 8 x, f = 64 sum(x**2)
+    x = np.array([1.0, 0.5])
+    np.testing.assert_allclose(ad.grad(m.f)(x), 128.0 * x, rtol=1e-12)
+    _, tangent = ad.jvp(m.f, (x,), (np.array([0.0, 1.0]),))
+    np.testing.assert_allclose(tangent, 128.0 * 0.5, rtol=1e-12)

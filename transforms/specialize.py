@@ -41,7 +41,7 @@ from s2sad.errors import TransformError
 from s2sad.runtime import registry
 from s2sad.transforms import ir, ops
 from s2sad.transforms.naming import reserved, Namer, names_in
-from s2sad.transforms.values import (
+from s2sad.transforms.values import (fdef_key, 
     AV, Closure, Const, DictV, Dyn, IterV, Lit, PartialV, RtList, SClosure, SConst, SLeaf, STup,
     SDict, TransformV, Tup, Undefined, count_leaves, flatten, is_literal, is_namedtuple_class,
     is_number, leaf_paths, unflatten)
@@ -1924,7 +1924,7 @@ def specialize_call(b, f, args, kwargs, out):
         fname = f.name
         defaults, kwd = f.defaults, f.kw_defaults
         captured = _closure_snapshot(b, f)
-        origin_key = ("closure", id(fdef))
+        origin_key = ("closure", fdef_key(fdef))
         cap = None
         fn = None
     if custom_obj is not None and custom_obj.nondiff_argnums:

@@ -69,6 +69,14 @@ class DictV(AV):
         raise KeyError(key)
 
 
+def fdef_key(fdef):
+    """What makes two nested defs the same function: normalize stamps each def it writes,
+    and the copies it makes of one (a `while` test re-evaluated at the end of the body)
+    keep the stamp; a def it did not write is itself."""
+    key = getattr(fdef, "s2sad_key", None)
+    return ("def", key) if key is not None else ("node", id(fdef))
+
+
 @dataclass(eq=False)
 class Closure(AV):
     """A nested def/lambda. `captured` maps its free names to values (a snapshot when
@@ -86,10 +94,10 @@ class Closure(AV):
     decorators: tuple = ()
 
     def __eq__(self, other):
-        return isinstance(other, Closure) and other.fdef is self.fdef
+        return isinstance(other, Closure) and fdef_key(other.fdef) == fdef_key(self.fdef)
 
     def __hash__(self):
-        return id(self.fdef)
+        return hash(fdef_key(self.fdef))
 
 
 @dataclass(frozen=True)
@@ -190,7 +198,7 @@ class SDict:
 
 @dataclass(frozen=True)
 class SClosure:
-    fdef_id: int
+    fdef_id: object   # fdef_key of the def
     captured: tuple  # ((name, skel), ...)
     defaults: tuple
     kw_defaults: tuple
@@ -242,7 +250,7 @@ def flatten(av, leaves=None):
         cap = tuple((k, flatten(v, leaves)[0]) for k, v in sorted(av.captured.items()))
         dfl = tuple(flatten(v, leaves)[0] for v in av.defaults)
         kwd = tuple((k, flatten(v, leaves)[0]) for k, v in sorted(av.kw_defaults.items()))
-        return SClosure(id(av.fdef), cap, dfl, kwd, av), leaves
+        return SClosure(fdef_key(av.fdef), cap, dfl, kwd, av), leaves
     if isinstance(av, PartialV):
         f = flatten(av.func, leaves)[0]
         args = tuple(flatten(a, leaves)[0] for a in av.args)

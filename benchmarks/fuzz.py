@@ -13,11 +13,18 @@ program in ten is an unsupported-construct program (TransformError must name the
 
 Prints: programs tried / ok / rejected (no well-conditioned input) / mismatches / internal
 errors / TransformErrors, the distinct bugs, and where their sources are.
+
+Each finished chunk's result is kept in ``OUT/chunks/``; running the same command again
+with the same ``--out`` resumes the campaign (finished chunks are read back, not rerun),
+provided the code is the same: ``OUT/campaign.json`` records the seed, the size and a
+fingerprint of the s2sad package and the generator, and a resume with different code is
+refused.  A campaign that outlives one sitting is still one campaign of one code version.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -190,6 +197,26 @@ def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_ever
 
 # ---------------------------------------------------------------------------- driver
 
+def code_fingerprint():
+    """A hash of the s2sad package that will be imported and of the program generator."""
+    import s2sad
+    import s2sad.runtime
+    import s2sad.transforms
+    roots = {os.path.dirname(m.__file__) for m in (s2sad, s2sad.transforms, s2sad.runtime)}
+    files = [os.path.join(TESTS, "fuzz_programs.py")]
+    for root in sorted(roots):
+        for d, _, names in sorted(os.walk(root)):
+            files.extend(os.path.join(d, n) for n in sorted(names) if n.endswith(".py"))
+    h = hashlib.sha256()
+    files = sorted(set(files))
+    base = os.path.commonpath(files)
+    for path in files:
+        h.update(os.path.relpath(path, base).encode())
+        with open(path, "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()[:16], sorted(roots)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--programs", type=int, default=1000)
@@ -214,6 +241,25 @@ def main(argv=None):
                         args.shrink_seconds, args.unsupported_every, disable)
         print("RESULT " + json.dumps(res))
         return 0
+
+    fingerprint, roots = code_fingerprint()
+    meta = {"seed": args.seed, "programs": args.programs, "chunk": args.chunk,
+            "unsupported_every": args.unsupported_every, "disable": args.disable,
+            "code": fingerprint}
+    meta_path = os.path.join(args.out, "campaign.json")
+    chunk_dir = os.path.join(args.out, "chunks")
+    os.makedirs(chunk_dir, exist_ok=True)
+    if os.path.exists(meta_path):
+        with open(meta_path) as fh:
+            old = json.load(fh)
+        if old != meta:
+            print(f"{args.out} holds another campaign ({old}); this one is {meta}. "
+                  f"Use another --out.", file=sys.stderr)
+            return 2
+    else:
+        with open(meta_path, "w") as fh:
+            json.dump(meta, fh)
+    print(f"s2sad from {', '.join(roots)}; code fingerprint {fingerprint}", flush=True)
 
     t0 = time.time()
     chunks = []
@@ -253,9 +299,10 @@ def main(argv=None):
             log.write(f"chunk {cseed} crashed:\n{err[-3000:]}\n")
             log.flush()
             return
-        total.update(res["stats"])
-        failures.extend(res["failures"])
-        bugs.extend(res["new_bugs"])
+        res["seconds"] = time.time() - started
+        with open(os.path.join(chunk_dir, f"{cseed}.json"), "w") as fh:
+            json.dump(res, fh)
+        record(res)
         s = res["stats"]
         msg = (f"[{time.time() - t0:7.0f}s] chunk {cseed}: tried {s.get('tried', 0)}, "
                f"mismatch {s.get('mismatch', 0)}, internal {s.get('internal_error', 0)}, "
@@ -265,7 +312,26 @@ def main(argv=None):
         log.write(msg + "\n")
         log.flush()
 
-    pending = list(chunks)
+    def record(res):
+        total["chunk_seconds"] += res.get("seconds", 0.0)
+        total.update(res["stats"])
+        failures.extend(res["failures"])
+        bugs.extend(res["new_bugs"])
+
+    pending = []
+    for cseed, n in chunks:
+        done_path = os.path.join(chunk_dir, f"{cseed}.json")
+        if os.path.exists(done_path):
+            with open(done_path) as fh:
+                record(json.load(fh))
+        else:
+            pending.append((cseed, n))
+    resumed = len(pending) < len(chunks)
+    if resumed:
+        msg = (f"resuming: {len(chunks) - len(pending)} chunks already done "
+               f"({total['tried']} programs)")
+        print(msg, flush=True)
+        log.write(msg + "\n")
     while pending or running:
         while pending and len(running) < args.jobs:
             running.append(launch(*pending.pop(0)))
@@ -278,7 +344,9 @@ def main(argv=None):
     elapsed = time.time() - t0
     print()
     print(f"programs tried      {total['tried']}  ({total['supported']} valid, "
-          f"{total['unsupported']} with an unsupported construct) in {elapsed:.0f}s")
+          f"{total['unsupported']} with an unsupported construct) in {elapsed:.0f}s"
+          + (f" (this sitting; {total['chunk_seconds']:.0f} chunk-seconds in all, "
+             f"{args.jobs} jobs)" if resumed else ""))
     print(f"ok                  {total['ok']}")
     print(f"failed              {total['failed']}  (programs with at least one failing oracle)")
     print(f"rejected inputs     {total['rejected']}  (no well-conditioned input found)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import copy
 import hashlib
 import linecache
 import types
@@ -18,7 +17,7 @@ import types
 import gast
 import numpy as np
 
-from s2sad.transforms import ops
+from s2sad.transforms import ir, ops
 
 
 class Generated:
@@ -37,7 +36,7 @@ class Generated:
 
     def captured(self):
         from s2sad.transforms.capture import Captured
-        return Captured(fn=self.fn, node=copy.deepcopy(self.callee.fdef), name=self.name,
+        return Captured(fn=self.fn, node=ir.clone(self.callee.fdef), name=self.name,
                         filename=self.filename, globals=self.callee.namespace, closure={},
                         builtins=vars(builtins), defaults={}, generated=True)
 
@@ -160,7 +159,7 @@ def _module_sources(gens):
     names = module_names(gens)
     out = []
     for g in gens:
-        fdef = copy.deepcopy(g.callee.fdef)
+        fdef = ir.clone(g.callee.fdef)
         fdef.name = names[id(g)]
         refs = {k: names[id(emit(v))] for k, v in g.callee.namespace.items() if isinstance(v, ops.Callee)}
         for n in gast.walk(fdef):

@@ -17,6 +17,8 @@ variables, with calls spelled as primitives (``np.sin(x)``) or generated functio
 
 from __future__ import annotations
 
+import copy as _copy
+
 import gast
 
 
@@ -134,3 +136,27 @@ def fill_empty_blocks(tree):
                               gast.FunctionDef)) and not getattr(n, field):
                 setattr(n, field, [gast.Pass()])
     return tree
+
+
+_ATOMIC = (str, int, float, complex, bool, bytes, type(None), type(Ellipsis))
+
+
+def clone(node):
+    """A deep copy of an AST (or a list of nodes), like `copy.deepcopy` but several times
+    faster: nodes and lists are rebuilt, strings and numbers are shared, anything else an
+    attribute holds is deep-copied."""
+    if isinstance(node, list):
+        return [clone(x) for x in node]
+    if not isinstance(node, gast.AST):
+        return node if isinstance(node, _ATOMIC) else _copy.deepcopy(node)
+    new = type(node).__new__(type(node))
+    d = new.__dict__
+    for k, v in node.__dict__.items():
+        if isinstance(v, _ATOMIC):
+            d[k] = v
+        elif isinstance(v, (gast.AST, list)):
+            d[k] = clone(v)
+        else:
+            d[k] = _copy.deepcopy(v)
+    return new
+

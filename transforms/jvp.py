@@ -12,7 +12,6 @@ primal outputs followed by the tangents of the active outputs.
 
 from __future__ import annotations
 
-import copy
 
 import gast
 
@@ -140,7 +139,7 @@ class _JVPPass:
         active_params = {p for p, a in zip(params, self.active_in) if a}
         # work on a copy: statements without tangent parts are emitted as they are, and
         # the passes after this one rewrite them in place
-        src = copy.deepcopy(c.fdef)
+        src = ir.clone(c.fdef)
         self.act = activity_mod.analyze(src, self.ns, active_params, _callee_outputs, self.filename)
         # Which outputs are active: any return of an active variable at that position.
         n_out = count_leaves(c.out_skel)
@@ -226,7 +225,7 @@ class _JVPPass:
     def zeros_call(self, like):
         from s2sad.runtime import helpers
         self.ns["zero_tangent"] = helpers.zero_tangent
-        return ir.call(ir.name("zero_tangent"), [copy.deepcopy(like)])
+        return ir.call(ir.name("zero_tangent"), [ir.clone(like)])
 
     def zero_atom(self, atom):
         if isinstance(atom, gast.Name) and atom.id in self.act:
@@ -515,7 +514,7 @@ class _JVPPass:
         if base not in self.act:
             return
         value = self.zero_atom(s.value)
-        sub = gast.Subscript(value=ir.name(self.dot(base)), slice=copy.deepcopy(target.slice),
+        sub = gast.Subscript(value=ir.name(self.dot(base)), slice=ir.clone(target.slice),
                              ctx=gast.Store())
         out.append(ir.assign(sub, value, s))
 

@@ -27,7 +27,6 @@ linear program (see `vjp.split`).
 
 from __future__ import annotations
 
-import copy
 
 import gast
 
@@ -104,7 +103,7 @@ class Linearizer:
     def __init__(self, callee, linear_params, linear_out, mode="fused", witness=None):
         self.c = callee
         self.mode = mode
-        self.fdef = copy.deepcopy(callee.fdef)
+        self.fdef = ir.clone(callee.fdef)
         self.ns = dict(callee.namespace)
         self.namer = Namer(names_in(self.fdef) | set(self.ns))
         restructure(self.fdef, self.namer)
@@ -541,7 +540,7 @@ class Linearizer:
                 i = 0
                 while i < len(blk):
                     if isinstance(blk[i], gast.Raise) and blk is not fwd:
-                        blk[i:i] = [copy.deepcopy(p) for p in pushes]
+                        blk[i:i] = [ir.clone(p) for p in pushes]
                         i += len(pushes)
                     i += 1
         lin[:0] = reads
@@ -585,7 +584,7 @@ class Linearizer:
 
     def residualize(self, s, fwd, snaps, local_res):
         """A copy of linear statement `s` reading residuals through snapshots."""
-        new = copy.deepcopy(s)
+        new = ir.clone(s)
 
         class Sub(gast.NodeTransformer):
             def visit_Name(inner, node):
@@ -676,7 +675,7 @@ class Linearizer:
             if isinstance(a, (gast.Tuple, gast.List)):
                 elts = [wit(e) for e in a.elts]
                 return None if any(e is None for e in elts) else type(a)(elts=elts, ctx=gast.Load())
-            return copy.deepcopy(a)
+            return ir.clone(a)
         args = {p: wit(a) for p, a in op.args.items()}
         if any(v is None for p, v in args.items() if p in prim.linear):
             return None
@@ -723,7 +722,7 @@ class Linearizer:
         wit = [self.namer.fresh(f"{n[:-4] if n.endswith('_dot') else n}_like")
                for n in l_outs] if getattr(split, "n_wit", 0) == len(l_outs) and l_outs else []
         targets = [ir.store(n) for n in p_outs + res + wit]
-        call = ir.call(ir.name(fname), [copy.deepcopy(a) for a in p_args])
+        call = ir.call(ir.name(fname), [ir.clone(a) for a in p_args])
         stmt = ir.assign(ir.tuple_(targets, gast.Store()), call, s)
         fwd.append(stmt)
         for n in p_outs + res + wit:
@@ -738,7 +737,7 @@ class Linearizer:
                 self.split_lists.add(r)  # a tape (or list) of the callee's forward sweep
         for r in res:
             self.use(r)
-        lcall = ir.call(ir.name(lname), [ir.name(r) for r in res] + [copy.deepcopy(a) for a in l_args])
+        lcall = ir.call(ir.name(lname), [ir.name(r) for r in res] + [ir.clone(a) for a in l_args])
         ltarget = ir.tuple_([ir.store(n) for n in l_outs], gast.Store())
         new = ir.assign(ltarget, lcall, s) if l_outs else ir.expr_stmt(lcall, s)
         self.ann(new)['mixed'] = (split, mask, op.callee, len(res))
@@ -816,7 +815,7 @@ class Linearizer:
         if isinstance(a, (gast.Name, gast.Constant)):
             return self.read_residual(a, fwd, snaps, local_res)
         name = self.namer.fresh("stop")
-        stmt = ir.assign(name, copy.deepcopy(a), self.loc)
+        stmt = ir.assign(name, ir.clone(a), self.loc)
         fwd.append(stmt)
         local_res.append((name, stmt))
         self.use(name)

@@ -10,6 +10,8 @@ Constructs outside the supported subset raise TransformError with the user's lin
 
 from __future__ import annotations
 
+import itertools
+
 import gast
 
 from s2sad.errors import TransformError
@@ -24,6 +26,7 @@ _BINOPS = {
 }
 _MODULE_ALIASES = {"np", "numpy", "jnp", "math", "scipy", "sp", "ad", "s2sad", "jax", "lax",
                    "linalg", "special", "cmath"}
+_DEF_KEYS = itertools.count()
 _UNARY = {gast.USub: "neg", gast.UAdd: "pos", gast.Not: "not", gast.Invert: "invert"}
 
 
@@ -498,6 +501,7 @@ class _Normalizer:
         new = gast.FunctionDef(name=fdef.name, args=fdef.args, body=body or [gast.Pass()],
                                decorator_list=[], returns=None, type_comment=None,
                                type_params=[])
+        new.s2sad_key = next(_DEF_KEYS)   # kept by the copies of a re-evaluated loop test
         return gast.copy_location(new, fdef) if hasattr(fdef, "lineno") else new
 
 
@@ -512,8 +516,7 @@ class _Renamer(gast.NodeTransformer):
 
 
 def _clone(node):
-    import copy
-    return copy.deepcopy(node)
+    return ir.clone(node)
 
 
 def _clone_stmts(stmts):

@@ -596,11 +596,11 @@ def _grad_of_spec(spec, argnums, has_aux, holomorphic, with_value):
         STup(tuple, tuple(spec.arg_skels[a] for a in nums))
 
     def seeds(primal_outs):
-        return [ir.call(ir.name("ones_like_output"), [primal_outs[0]])] + [None] * n_aux
+        return [ir.call(ir.name("ones_like_output"), [ir.clone(primal_outs[0])])] + [None] * n_aux
 
     def result(primal_outs, grads):
         check = ir.expr_stmt(ir.call(ir.name("check_grad_output"),
-                                     [primal_outs[0], ir.const(bool(holomorphic))]))
+                                     [ir.clone(primal_outs[0]), ir.const(bool(holomorphic))]))
         if grads is None:
             return [check], None, None
         leaves = list(grads)

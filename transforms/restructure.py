@@ -20,7 +20,6 @@ A function whose only return is its last statement is left as it is.
 
 from __future__ import annotations
 
-import copy
 
 import gast
 
@@ -285,12 +284,12 @@ def _result_assignments(ret, results):
     if ret.value is None:
         return []  # a placeholder return: the results are already set
     if len(results) == 1 and not getattr(results, "tup", False):
-        return [ir.copy_loc(ir.assign(results[0], copy.deepcopy(ret.value)), ret)]
+        return [ir.copy_loc(ir.assign(results[0], ir.clone(ret.value)), ret)]
     elts = ret.value.elts if isinstance(ret.value, gast.Tuple) else None
     if elts is None or len(elts) != len(results):
         return [ir.copy_loc(ir.assign(ir.tuple_([ir.store(r) for r in results], gast.Store()),
-                                      copy.deepcopy(ret.value)), ret)]
-    return [ir.copy_loc(ir.assign(r, copy.deepcopy(e)), ret) for r, e in zip(results, elts)]
+                                      ir.clone(ret.value)), ret)]
+    return [ir.copy_loc(ir.assign(r, ir.clone(e)), ret) for r, e in zip(results, elts)]
 
 
 def _assign_results(block, results):

@@ -19,7 +19,7 @@ Calls of generated functions and list mutations are kept (they may have effects)
 
 from __future__ import annotations
 
-import copy
+from collections import Counter
 
 import gast
 
@@ -41,9 +41,10 @@ def simplify(fdef, namespace, renames=None, cse=True):
         if cse:
             changed |= _common_subexpressions(fdef, namespace)
         changed |= _propagate(fdef, namespace, renames)
-        changed |= _remove_dead(fdef, namespace)
-        if not changed:
-            changed = _sweep(fdef, namespace)
+        removed, chains = _remove_dead(fdef, namespace)
+        changed |= removed
+        if not changed:   # the function is as the chains saw it
+            changed = _sweep(fdef, namespace, chains)
     ir.fill_empty_blocks(fdef)
     return fdef
 
@@ -225,7 +226,7 @@ def _inline_forwarding(fdef, namespace) -> bool:
             if bound is not None and bound is not g:
                 continue
             env = dict(zip(params, args))
-            new_args = [copy.deepcopy(env[x.id]) if isinstance(x, gast.Name) else copy.deepcopy(x)
+            new_args = [ir.clone(env[x.id]) if isinstance(x, gast.Name) else ir.clone(x)
                         for x in tmpl]
             namespace[gname] = g
             s.value = ir.call(ir.name(gname), new_args)
@@ -264,17 +265,44 @@ def _inline_passthrough(fdef, namespace) -> bool:
             srcs = [args[k] for k in positions]
             if set(targets) & {a.id for a in srcs if isinstance(a, gast.Name)}:
                 continue  # a swap; keep the call
-            new = [ir.copy_loc(ir.assign(n, copy.deepcopy(a)), s) for n, a in zip(targets, srcs)]
+            new = [ir.copy_loc(ir.assign(n, ir.clone(a)), s) for n, a in zip(targets, srcs)]
             block[i - 1:i] = new
             i += len(new) - 1
             changed = True
     return changed
 
 
+class _NameCounts:
+    """Names stored and loaded by each statement (nested blocks included), computed once
+    per statement and dropped when the statement is rewritten."""
+
+    def __init__(self):
+        self.cache = {}
+
+    def of(self, st):
+        got = self.cache.get(id(st))
+        if got is None:
+            stores, loads = Counter(), Counter()
+            for n in gast.walk(st):
+                if isinstance(n, gast.Name):
+                    if isinstance(n.ctx, gast.Store):
+                        stores[n.id] += 1
+                    elif not isinstance(n.ctx, gast.Param):
+                        loads[n.id] += 1
+            got = self.cache[id(st)] = (stores, loads, st)
+        return got
+
+    def forget(self, st):
+        for n in gast.walk(st):
+            if isinstance(n, gast.stmt):
+                self.cache.pop(id(n), None)
+
+
 def _propagate(fdef, namespace, renames=None) -> bool:
     changed = False
-    all_stores = _stores(fdef)
-    all_loads = _loads(fdef)
+    counts = _NameCounts()
+    all_stores = Counter(_stores(fdef))
+    all_loads = Counter(_loads(fdef))
     params = {a.id for a in fdef.args.args}
     for block in _blocks(fdef):
         i = 0
@@ -285,46 +313,49 @@ def _propagate(fdef, namespace, renames=None) -> bool:
                 continue
             a, b = s.targets[0].id, s.value.id
             rest = block[i + 1:]
-            rest_stores = [n for st in rest for n in _stores(st)]
-            rest_loads = [n for st in rest for n in _loads(st)]
             if a == b:
                 del block[i]
+                all_stores[a] -= 1
+                all_loads[a] -= 1
                 changed = True
                 continue
             # forward: uses of `a` read `b`
-            if (a not in params and _count(all_stores, a) == 1 and b not in rest_stores
-                    and _count(all_loads, a) == _count(rest_loads, a) and a not in namespace):
+            if (a not in params and all_stores[a] == 1 and a not in namespace
+                    and not any(counts.of(st)[0][b] for st in rest)
+                    and all_loads[a] == sum(counts.of(st)[1][a] for st in rest)):
                 for st in rest:
-                    _Rename(a, b).visit(st)
+                    if counts.of(st)[1][a]:
+                        _Rename(a, b).visit(st)
+                        counts.forget(st)
                 if renames is not None:
                     renames[a] = b
                 del block[i]
-                all_stores = _stores(fdef)
-                all_loads = _loads(fdef)
+                all_stores[a] -= 1
+                all_loads[b] += all_loads[a] - 1
+                all_loads[a] = 0
                 changed = True
                 continue
             # backward: `t = op; ...; a = t` -> `a = op` when t is used only by the copy
-            if (b not in params and _count(all_stores, b) == 1 and _count(all_loads, b) == 1
+            if (b not in params and all_stores[b] == 1 and all_loads[b] == 1
                     and b not in namespace):
                 for j in range(i - 1, -1, -1):
                     d = block[j]
                     if isinstance(d, gast.Assign) and isinstance(d.targets[0], gast.Name) \
                             and d.targets[0].id == b:
                         between = block[j + 1:i]
-                        if all(a not in _stores(x) and a not in _loads(x) for x in between) \
+                        if all(not counts.of(x)[0][a] and not counts.of(x)[1][a] for x in between) \
                                 and a not in _loads(d.value):
                             d.targets[0].id = a
+                            counts.forget(d)
                             if renames is not None:
                                 renames[b] = a
                             del block[i]
-                            all_stores = _stores(fdef)
-                            all_loads = _loads(fdef)
+                            all_stores[b] -= 1
+                            all_loads[b] -= 1
                             changed = True
                         break
-                    if b in _stores(d):
+                    if counts.of(d)[0][b]:
                         break
-                else:
-                    pass
                 if i < len(block) and block[i] is s:
                     i += 1
                 continue
@@ -358,29 +389,50 @@ def _pure(stmt, namespace) -> bool:
     return False
 
 
-def _remove_dead(fdef, namespace) -> bool:
-    module = gast.Module(body=[fdef], type_ignores=[])
+def _chains(fdef):
     chains = _QuietChains()
-    chains.visit(module)
-    unused = set()
-    for d in chains.locals[fdef]:
-        node = d.node
-        if isinstance(node, gast.Name) and isinstance(node.ctx, gast.Store) and not d.users():
-            unused.add(id(node))
-    if not unused:
-        return False
-    changed = False
+    chains.visit(gast.Module(body=[fdef], type_ignores=[]))
+    return chains
+
+
+def _remove_dead(fdef, namespace):
+    """Remove pure assignments whose values nobody reads, transitively (a statement read
+    only by removed statements is removed too), from one computation of the chains.
+    Returns (whether anything was removed, the chains of the function before)."""
+    chains = _chains(fdef)
+    users = {id(d.node): [id(u.node) for u in d.users()] for d in chains.locals[fdef]
+             if isinstance(d.node, gast.Name) and isinstance(d.node.ctx, gast.Store)}
+    if all(users.values()):
+        return False, chains
+    pure = []          # (stmt, ids of its target names)
+    owner = {}         # id(Name node) -> id(pure stmt that holds it)
+    # a node the tree holds in two places (generated code may share an atom) is a read
+    # that no single statement owns
+    seen = Counter(id(n) for n in gast.walk(fdef) if isinstance(n, gast.Name))
     for block in _blocks(fdef):
-        keep = []
         for s in block:
             if _pure(s, namespace):
-                names = [n for n in gast.walk(s.targets[0]) if isinstance(n, gast.Name)]
-                if names and all(id(n) in unused for n in names):
-                    changed = True
-                    continue
-            keep.append(s)
-        block[:] = keep
-    return changed
+                names = [id(n) for n in gast.walk(s.targets[0]) if isinstance(n, gast.Name)]
+                if names:
+                    pure.append((s, names))
+                for n in gast.walk(s):
+                    if isinstance(n, gast.Name) and seen[id(n)] == 1:
+                        owner[id(n)] = id(s)
+    dead = set()
+    grew = True
+    while grew:
+        grew = False
+        for s, names in pure:
+            if id(s) in dead:
+                continue
+            if all(n in users and all(owner.get(u) in dead for u in users[n]) for n in names):
+                dead.add(id(s))
+                grew = True
+    if not dead:
+        return False, chains
+    for block in _blocks(fdef):
+        block[:] = [s for s in block if id(s) not in dead]
+    return True, chains
 
 
 def _tape_candidates(fdef):
@@ -410,11 +462,10 @@ def _tape_candidates(fdef):
     return made - bad
 
 
-def _sweep(fdef, namespace) -> bool:
-    """Mark and sweep over names: keep what effects, returns and control flow read."""
-    module = gast.Module(body=[fdef], type_ignores=[])
-    chains = _QuietChains()
-    chains.visit(module)
+def _sweep(fdef, namespace, chains=None) -> bool:
+    """Mark and sweep over names: keep what effects, returns and control flow read.
+    `chains`: the def-use chains of `fdef` as it is now, when the caller has them."""
+    chains = chains or _chains(fdef)
     has_users = {id(d.node) for d in chains.locals[fdef] if d.users()}
     tapes = _tape_candidates(fdef)
     params = {a.id for a in fdef.args.args}

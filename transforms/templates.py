@@ -16,7 +16,6 @@ out of the calls it would have been passed to.
 
 from __future__ import annotations
 
-import copy
 
 import gast
 
@@ -119,7 +118,7 @@ class Template:
                     and value.func.id == "unbroadcast" and len(value.args) == 2 \
                     and isinstance(value.args[1], gast.Name) and value.args[1].id in same_shape:
                 value = value.args[0]
-            value = _subst(copy.deepcopy(value), env, self, zeros)
+            value = _subst(ir.clone(value), env, self, zeros)
             if isinstance(value, gast.Tuple) and any(
                     isinstance(e, gast.Name) and e.id in zeros for e in value.elts):
                 # A tuple of results with symbolic zeros (multi-output rules): element-wise.
@@ -201,7 +200,7 @@ def _subst_atom(node, env, tpl):
             return ir.const(tpl.defaults.get(node.id))
         if isinstance(v, (Zero, tuple)):
             return v
-        return copy.deepcopy(v)
+        return ir.clone(v)
     return node
 
 
@@ -236,7 +235,7 @@ class _Subst(gast.NodeTransformer):
                 key = f"{_ZERO_PREFIX}{len(self.zeros)}__"
                 self.zeros[key] = v
                 return ir.name(key)
-            v = copy.deepcopy(v)
+            v = ir.clone(v)
             if not self.in_index:
                 v = index_value(v)
             return v
@@ -295,7 +294,7 @@ def materialize(zero: Zero, namer, loc, namespace):
         return [], ir.const(0j if isinstance(like.value, complex) else 0.0)
     namespace["zero_tangent"] = helpers.zero_tangent
     name = namer.fresh("zeros")
-    stmt = ir.assign(name, ir.call(ir.name("zero_tangent"), [copy.deepcopy(like)]), loc)
+    stmt = ir.assign(name, ir.call(ir.name("zero_tangent"), [ir.clone(like)]), loc)
     return [stmt], ir.name(name)
 
 

@@ -16,7 +16,6 @@ dtype), which is always available at that point: the definition being transposed
 
 from __future__ import annotations
 
-import copy
 
 import gast
 
@@ -117,16 +116,16 @@ class Transposer:
             # cotangents of a runtime list add item by item
             from s2sad.runtime import helpers
             self.ns["add_lists"] = helpers.add_lists
-            total = ir.call(ir.name("add_lists"), [ir.name(b), copy.deepcopy(contrib)])
+            total = ir.call(ir.name("add_lists"), [ir.name(b), ir.clone(contrib)])
         else:
-            total = gast.BinOp(left=ir.name(b), op=gast.Add(), right=copy.deepcopy(contrib))
+            total = gast.BinOp(left=ir.name(b), op=gast.Add(), right=ir.clone(contrib))
         add = ir.assign(b, total, self.loc)
         if s == ZERO:
             out.append(ir.assign(b, first, self.loc))
         elif s == NONZERO:
             out.append(add)
         else:
-            out.append(ir.if_(ir.name(s[1]), [add], [ir.assign(b, copy.deepcopy(first), self.loc)], self.loc))
+            out.append(ir.if_(ir.name(s[1]), [add], [ir.assign(b, ir.clone(first), self.loc)], self.loc))
         self.state[var] = NONZERO
 
     def is_linear(self, node):
@@ -196,7 +195,7 @@ class Transposer:
         self._set_flags(joined, s_else, orelse)
         self.state = joined
         if body or orelse:
-            out.append(ir.if_(copy.deepcopy(s.test), body or [gast.Pass()], orelse, s))
+            out.append(ir.if_(ir.clone(s.test), body or [gast.Pass()], orelse, s))
 
     def for_stmt(self, s, out):
         args = s.iter.args
@@ -204,7 +203,7 @@ class Transposer:
         pre = []
         if len(args) == 1:
             last = self.namer.fresh("last")
-            pre.append(ir.assign(last, gast.BinOp(left=copy.deepcopy(args[0]), op=gast.Sub(),
+            pre.append(ir.assign(last, gast.BinOp(left=ir.clone(args[0]), op=gast.Sub(),
                                                   right=ir.const(1)), s))
             riter = ir.call(ir.name("range"), [ir.name(last), ir.const(-1), ir.const(-1)])
         else:
@@ -212,19 +211,19 @@ class Transposer:
             step = args[2] if len(args) > 2 else ir.const(1)
             count = self.namer.fresh("count")
             rng = self.namer.fresh("rng")
-            pre.append(ir.assign(rng, ir.call(ir.name("range"), [copy.deepcopy(x) for x in args]), s))
+            pre.append(ir.assign(rng, ir.call(ir.name("range"), [ir.clone(x) for x in args]), s))
             pre.append(ir.assign(count, ir.call(ir.name("len"), [ir.name(rng)]), s))
             self.ns.setdefault("len", len)
             cm1 = self.namer.fresh("count_1")
             pre.append(ir.assign(cm1, gast.BinOp(left=ir.name(count), op=gast.Sub(), right=ir.const(1)), s))
             span = self.namer.fresh("span")
-            pre.append(ir.assign(span, gast.BinOp(left=ir.name(cm1), op=gast.Mult(), right=copy.deepcopy(step)), s))
+            pre.append(ir.assign(span, gast.BinOp(left=ir.name(cm1), op=gast.Mult(), right=ir.clone(step)), s))
             hi = self.namer.fresh("hi")
-            pre.append(ir.assign(hi, gast.BinOp(left=copy.deepcopy(a), op=gast.Add(), right=ir.name(span)), s))
+            pre.append(ir.assign(hi, gast.BinOp(left=ir.clone(a), op=gast.Add(), right=ir.name(span)), s))
             lo = self.namer.fresh("lo")
-            pre.append(ir.assign(lo, gast.BinOp(left=copy.deepcopy(a), op=gast.Sub(), right=copy.deepcopy(step)), s))
+            pre.append(ir.assign(lo, gast.BinOp(left=ir.clone(a), op=gast.Sub(), right=ir.clone(step)), s))
             neg = self.namer.fresh("back")
-            pre.append(ir.assign(neg, gast.UnaryOp(op=gast.USub(), operand=copy.deepcopy(step)), s))
+            pre.append(ir.assign(neg, gast.UnaryOp(op=gast.USub(), operand=ir.clone(step)), s))
             riter = ir.call(ir.name("range"), [ir.name(hi), ir.name(lo), ir.name(neg)])
         self.ns.setdefault("range", range)
         entry = dict(self.state)
@@ -291,7 +290,7 @@ class Transposer:
             return [step, read]
         if self.ann(s).get("cursor_step"):
             return []
-        return [copy.deepcopy(s)]
+        return [ir.clone(s)]
 
     def stmt(self, s, out):
         if isinstance(s, gast.If):
@@ -353,7 +352,7 @@ class Transposer:
             lst = op.args["x"].id
             self.ensure_list(lst, out, self.arg_witness.get(lst))
             lb = self.bar(lst)
-            idx = copy.deepcopy(op.args["idx"])
+            idx = ir.clone(op.args["idx"])
             old = self.namer.fresh(f"{lb}_item")
             out.append(ir.assign(old, gast.Subscript(value=ir.name(lb), slice=idx, ctx=gast.Load()), s))
             new = self.namer.fresh(f"{lb}_item")
@@ -367,7 +366,7 @@ class Transposer:
             else:
                 total = gast.BinOp(left=ir.name(old), op=gast.Add(), right=ct)
             out.append(ir.assign(new, total, s))
-            out.append(ir.assign(gast.Subscript(value=ir.name(lb), slice=copy.deepcopy(op.args["idx"]),
+            out.append(ir.assign(gast.Subscript(value=ir.name(lb), slice=ir.clone(op.args["idx"]),
                                                 ctx=gast.Store()), ir.name(new), s))
             contrib = {}
         else:
@@ -499,7 +498,7 @@ class Transposer:
             return ir.name(w)
         if isinstance(a, (gast.Tuple, gast.List)):
             return type(a)(elts=[self.witness_atom(e) for e in a.elts], ctx=gast.Load())
-        return copy.deepcopy(a)
+        return ir.clone(a)
 
     def setitem(self, s, out):
         t = s.targets[0]
@@ -516,7 +515,7 @@ class Transposer:
             self.ns.setdefault("np", np)
             # a copy: the slot is zeroed right after
             view = self.namer.fresh(f"{v.id}_bar_view")
-            read = gast.Subscript(value=ir.name(self.bar(x)), slice=copy.deepcopy(t.slice), ctx=gast.Load())
+            read = gast.Subscript(value=ir.name(self.bar(x)), slice=ir.clone(t.slice), ctx=gast.Load())
             out.append(ir.assign(view, read, s))
             out.append(ir.assign(item, ir.call("np.copy", [ir.name(view)]), s))
             self.ns["unbroadcast"] = helpers.unbroadcast
@@ -524,7 +523,7 @@ class Transposer:
             out.append(ir.assign(red, ir.call(ir.name("unbroadcast"),
                                               [ir.name(item), self.witness_atom(v)]), s))
             self.accumulate(v.id, ir.name(red), out)
-        out.append(ir.assign(gast.Subscript(value=ir.name(self.bar(x)), slice=copy.deepcopy(t.slice),
+        out.append(ir.assign(gast.Subscript(value=ir.name(self.bar(x)), slice=ir.clone(t.slice),
                                             ctx=gast.Store()), ir.const(0.0), s))
 
     def expr(self, s, out):
@@ -567,7 +566,7 @@ class Transposer:
             self.ns[bname] = split.bwd
         targets = [self.namer.fresh(f"{a.id}_bar_part" if isinstance(a, gast.Name) else "unused_bar")
                    for a in l_args]
-        call = ir.call(ir.name(bname), [copy.deepcopy(r) for r in res] + cts)
+        call = ir.call(ir.name(bname), [ir.clone(r) for r in res] + cts)
         if not targets:
             out.append(ir.expr_stmt(call, s))
             return

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import copy
 
 import gast
 
@@ -119,7 +118,7 @@ def split(callee, mask, witness_pairs=(), checkpointed=True):
             res_params = list(res_names)
             res_out = [ir.name(r) for r in res_names]
             unpack = []
-        lin_body = unpack + [ir.assign(c, ir.const(0)) for c in lz.cursors] + copy.deepcopy(lz.lin_body)
+        lin_body = unpack + [ir.assign(c, ir.const(0)) for c in lz.cursors] + ir.clone(lz.lin_body)
         lin_ret = list(lz.linear_outs)
         _finish(lin, res_params + lz.linear_params, lin_body, ir.tuple_(lin_ret), dict(ns))
         lin.out_skel = _flat_skel(lin_ret, lz.lists)

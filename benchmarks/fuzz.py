@@ -39,7 +39,7 @@ TESTS = os.path.join(os.path.dirname(HERE), "tests")
 # ---------------------------------------------------------------------------- chunk
 
 def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_every, disable,
-              reduce_seconds=180.0):
+              reduce_seconds=180.0, third_order=False):
     sys.path.insert(0, TESTS)
     import numpy as np  # noqa: F401
     from hypothesis import HealthCheck, Phase, given, settings
@@ -88,8 +88,8 @@ def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_ever
             out = FP.check_unsupported(prog)
             fails = [out] if out.status != "ok" else []
         else:
-            oracles = FP.ORACLES
-            if shrinking and state["target_stage"] in FP.ORACLES:   # only the one that failed
+            oracles = FP.ORACLES + (FP.EXTRA_ORACLES if third_order else ())
+            if shrinking and state["target_stage"] in oracles:   # only the one that failed
                 t = state["target_stage"]
                 oracles = ("jvp", t) if t in FP.NEEDS_JVP else (t,)
             out = FP.check(prog, input_seed, oracles=oracles)
@@ -229,6 +229,9 @@ def main(argv=None):
                     help="one program in this many is an unsupported-construct program (0: none)")
     ap.add_argument("--disable", default="",
                     help="comma-separated generator features to leave out (e.g. known bugs)")
+    ap.add_argument("--third-order", action="store_true",
+                    help="also run the third-order oracle (symmetry of the third-derivative "
+                         "tensor, three routes); slow on large programs")
     ap.add_argument("--chunk-timeout", type=float, default=3600.0)
     ap.add_argument("--worker", nargs=2, metavar=("SEED", "COUNT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -238,13 +241,15 @@ def main(argv=None):
 
     if args.worker:
         res = run_chunk(int(args.worker[0]), int(args.worker[1]), args.out, known_path,
-                        args.shrink_seconds, args.unsupported_every, disable)
+                        args.shrink_seconds, args.unsupported_every, disable,
+                        third_order=args.third_order)
         print("RESULT " + json.dumps(res))
         return 0
 
     fingerprint, roots = code_fingerprint()
     meta = {"seed": args.seed, "programs": args.programs, "chunk": args.chunk,
             "unsupported_every": args.unsupported_every, "disable": args.disable,
+            "third_order": args.third_order,
             "code": fingerprint}
     meta_path = os.path.join(args.out, "campaign.json")
     chunk_dir = os.path.join(args.out, "chunks")
@@ -277,7 +282,7 @@ def main(argv=None):
     def launch(cseed, n):
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(cseed), str(n),
                "--out", args.out, "--shrink-seconds", str(args.shrink_seconds),
-               "--unsupported-every", str(args.unsupported_every), "--disable", args.disable]
+               "--unsupported-every", str(args.unsupported_every), "--disable", args.disable] + (["--third-order"] if args.third_order else [])
         env = dict(os.environ, PYTHONHASHSEED=str(cseed % 4294967295))
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         return (p, cseed, n, time.time())

@@ -116,3 +116,34 @@ def test_third_derivative_through_a_list_against_differences(modes):
     h = 1e-5
     fd = np.stack([(H(X + h * e) - H(X - h * e)) / (2 * h) for e in E], axis=-1)
     np.testing.assert_allclose(d(X), fd, rtol=1e-6, atol=1e-8)
+
+
+def prod_of(x):
+    return np.prod(x)
+
+
+def prod_rows(x):
+    return np.sum(np.prod(x, axis=1))
+
+
+@pytest.mark.parametrize("mode", ["hessian", "jacrev_jacrev", "jacfwd_jacfwd"])
+def test_hessian_of_prod_at_exact_zeros(mode):
+    """H_ik = prod_{j != i, k} x_j (0 on the diagonal), exact where x has zeros (one zero:
+    only the zero's row and column survive; two zeros: only their pair)."""
+    transform = {"hessian": ad.hessian,
+                 "jacrev_jacrev": lambda f: ad.jacrev(ad.jacrev(f)),
+                 "jacfwd_jacfwd": lambda f: ad.jacfwd(ad.jacfwd(f))}[mode]
+    for x in (np.array([0.5, 0.0, -2.0, 1.5]), np.array([0.0, 3.0, 0.0, -1.0])):
+        n = x.size
+        want = np.zeros((n, n))
+        for i in range(n):
+            for k in range(n):
+                if i != k:
+                    want[i, k] = np.prod([x[j] for j in range(n) if j not in (i, k)])
+        np.testing.assert_allclose(transform(prod_of)(x), want, rtol=1e-14, atol=1e-14)
+    X2 = np.array([[0.5, 0.0, 2.0], [1.0, -1.0, 3.0]])
+    H = transform(prod_rows)(X2)             # rows are independent: block diagonal
+    assert np.all(np.isfinite(H))
+    # row [0.5, 0, 2]: H_01 = x_2, H_02 = x_1 = 0, H_12 = x_0
+    np.testing.assert_allclose(H[0, :, 0, :], [[0, 2.0, 0], [2.0, 0, 0.5], [0, 0.5, 0]], atol=1e-14)
+    np.testing.assert_allclose(H[0, :, 1, :], np.zeros((3, 3)), atol=1e-14)

@@ -7,16 +7,19 @@ Conventions (JAX's):
   ``d max(a) = sum(a_dot * (a == max)) / count(a == max)`` per reduced group;
 - var/std of complex input are real: ``d |z|^2 = 2 Re(conj(z) dz)``;
 - sort and median route the derivative through the elements they pick (a tie picks one);
-- prod is exact at zeros to first order (products of the *other* elements, no division).
+- prod is exact at zeros to second order (products of the *other* elements and their
+  derivatives, from exclusive prefix and suffix products: no division); cumprod to first
+  order. Higher derivatives there divide by the element (see the LIMITATION notes).
 
 Rules only call registered primitives, so derivatives can be differentiated again. The
-module-level helpers below (`expand_reduced`, `prod_others`, `cumprod_tangent`,
+module-level helpers below (`expand_reduced`, `prod_others`, `prod_others_tangent`,
+`cumprod_tangent`,
 `median_weights`, `sort_order`, `take_along`, and the transposes `rcumsum`,
 `cumprod_tangent_t`, `take_along_t`) are primitives too, with Numba implementations
 installed by `register_numba()`.
 
 Reverse mode: every linear primitive here (sum, mean, cumsum, expand_reduced, rcumsum,
-cumprod_tangent, cumprod_tangent_t, take_along, take_along_t) has a transpose rule for its
+prod_others_tangent, cumprod_tangent, cumprod_tangent_t, take_along, take_along_t) has a transpose rule for its
 linear parameter, under the bilinear pairing ``Re(sum(a * b))`` (no conjugation). Sums
 transpose to broadcasts (`expand_reduced` + `broadcast_like`) and back (`np.sum`),
 ``cumsum`` to a reversed cumsum, ``take_along`` to a scatter-add. Inside rules the user's ``keepdims`` is
@@ -99,6 +102,27 @@ def prod_others(a, axis=None):
         left[:, 1:] = np.cumprod(g[:, :-1], axis=1)
         right[:, :-1] = np.cumprod(g[:, :0:-1], axis=1)[:, ::-1]
     r = restore(left * right)
+    return r if np.ndim(a) else r[()]
+
+
+def prod_others_tangent(a, t, axis=None):
+    """The derivative of ``prod_others(a, axis)`` along `t` (linear in `t`):
+    ``d_i = sum_{k != i} t_k prod_{j != i, k} a_j`` over each reduced group. With exclusive
+    prefix and suffix products L, R (``prod_others = L R``), ``d = dL R + L dR``, where dL
+    and dR are derivatives of cumulative products (`cumprod_tangent`), so it is exact when
+    `a` contains zeros. The map t -> d is symmetric: it is its own transpose."""
+    g, restore = _to_groups(a, axis)
+    u, _ = _to_groups(np.broadcast_to(t, np.shape(a)), axis)
+    dtype = _float_dtype(g, u)
+    m, n = g.shape
+    left, right = np.ones((m, n), dtype), np.ones((m, n), dtype)
+    d_left, d_right = np.zeros((m, n), dtype), np.zeros((m, n), dtype)
+    if n > 1:
+        left[:, 1:] = np.cumprod(g[:, :-1], axis=1)
+        right[:, :-1] = np.cumprod(g[:, :0:-1], axis=1)[:, ::-1]
+        d_left[:, 1:] = cumprod_tangent(g[:, :-1], u[:, :-1], axis=1)
+        d_right[:, :-1] = cumprod_tangent(g[:, :0:-1], u[:, :0:-1], axis=1)[:, ::-1]
+    r = restore(d_left * right + left * d_right)
     return r if np.ndim(a) else r[()]
 
 
@@ -373,11 +397,40 @@ prod_others_p.example("h(x, axis=1)", h=const(prod_others), x=nonzero_vals(3, 4)
 
 @prod_others_p.defjvp
 def _(out, a, a_dot, axis=None):
-    # d prod_{k != i} a_k = prod_others_i * (sum_k a_dot_k / a_k - a_dot_i / a_i).
-    # LIMITATION: divides by a, so second derivatives of prod at an exact zero are not
-    # finite (first derivatives are exact: they use prod_others itself).
-    r = a_dot / a
-    return out * (expand_reduced(np.sum(r, axis=axis), a, axis=axis) - r)
+    # exact at zeros: second derivatives of prod are exact too
+    return prod_others_tangent(a, a_dot, axis=axis)
+
+
+prod_others_tangent_p = register("prod_others_tangent", prod_others_tangent,
+                                 spelling="prod_others_tangent", params=("a", "t", "axis"),
+                                 defaults={"axis": None}, linear=("t",),
+                                 doc="d prod_others(a, axis) along t (d^2 prod)")
+prod_others_tangent_p.example("h(x, t, axis=1)", h=const(prod_others_tangent), x=nonzero_vals(3, 4),
+                              t=real(3, 4)) \
+    .example("h(x, t)", h=const(prod_others_tangent), x=nonzero_vals(2, 3), t=real(2, 3)) \
+    .example("h(x, t, axis=(0, -1))", h=const(prod_others_tangent), x=nonzero_vals(2, 3, 2),
+             t=real(2, 3, 2)) \
+    .example("h(x, t, axis=-1)", h=const(prod_others_tangent), x=with_zeros(3, 4), t=real(3, 4),
+             wrt=("t",))
+
+
+@prod_others_tangent_p.defjvp
+def _(out, a, t, a_dot, t_dot, axis=None):
+    # Where a has no zeros, with O = prod_others(a) and r = t / a:
+    # d_i = O_i (sum(r) - r_i), so its a-derivative is
+    # prod_others_tangent(a, a_dot) (sum(r) - r) + O (sum(dr) - dr), dr = -r a_dot / a.
+    # LIMITATION: divides by a, so third derivatives of prod at an exact zero are not
+    # finite (first and second derivatives are exact).
+    r = t / a
+    dr = -r * a_dot / a
+    return prod_others_tangent(a, t_dot, axis=axis) + \
+        prod_others_tangent(a, a_dot, axis=axis) * (expand_reduced(np.sum(r, axis=axis), a, axis=axis) - r) + \
+        prod_others(a, axis=axis) * (expand_reduced(np.sum(dr, axis=axis), a, axis=axis) - dr)
+
+
+@prod_others_tangent_p.deftranspose("t")
+def _(ct, a, t, axis=None):
+    return unbroadcast(prod_others_tangent(a, ct, axis=axis), t)
 
 
 # ------------------------------------------------------------------ max, min
@@ -779,6 +832,26 @@ def register_numba():
                 acc = acc * g[r, i]
 
     @register_jitable
+    def rows_prod_others_tangent(g, u, out):
+        # d_i = dL_i R_i + L_i dR_i with exclusive prefix (L) and suffix (R) products
+        m, n = g.shape
+        lefts = np.empty(n, out.dtype)
+        for r in range(m):
+            acc = 1.0
+            d_acc = 0.0
+            for i in range(n):
+                lefts[i] = acc
+                out[r, i] = d_acc
+                d_acc = d_acc * g[r, i] + acc * u[r, i]
+                acc = acc * g[r, i]
+            acc = 1.0
+            d_acc = 0.0
+            for i in range(n - 1, -1, -1):
+                out[r, i] = out[r, i] * acc + lefts[i] * d_acc
+                d_acc = d_acc * g[r, i] + acc * u[r, i]
+                acc = acc * g[r, i]
+
+    @register_jitable
     def rows_cumprod_tangent(g, u, out):
         m, n = g.shape
         for r in range(m):
@@ -840,6 +913,29 @@ def register_numba():
             m = np.ascontiguousarray(np.moveaxis(a, axis, -1))
             out = np.empty(m.shape, dt)
             rows_prod_others(as_rows(m), as_rows(out))
+            return np.moveaxis(out, -1, axis)
+        return impl_axis
+
+    @overload(prod_others_tangent)
+    def _prod_others_tangent(a, t, axis=None):
+        check_axis(axis, "prod_others_tangent")
+        dt = float_dtype(a, t)
+        if not isinstance(a, types.Array):
+            return lambda a, t, axis=None: 0.0 * t
+        if is_none(axis):
+            def impl(a, t, axis=None):
+                g = np.ascontiguousarray(a).reshape((1, a.size))
+                u = np.ascontiguousarray(np.broadcast_to(t, a.shape)).reshape((1, a.size))
+                out = np.empty(g.shape, dt)
+                rows_prod_others_tangent(g, u, out)
+                return out.reshape(a.shape)
+            return impl
+
+        def impl_axis(a, t, axis=None):
+            m = np.ascontiguousarray(np.moveaxis(a, axis, -1))
+            u = np.ascontiguousarray(np.moveaxis(np.broadcast_to(t, a.shape), axis, -1))
+            out = np.empty(m.shape, dt)
+            rows_prod_others_tangent(as_rows(m), as_rows(u), as_rows(out))
             return np.moveaxis(out, -1, axis)
         return impl_axis
 

@@ -147,3 +147,32 @@ def test_hessian_of_prod_at_exact_zeros(mode):
     # row [0.5, 0, 2]: H_01 = x_2, H_02 = x_1 = 0, H_12 = x_0
     np.testing.assert_allclose(H[0, :, 0, :], [[0, 2.0, 0], [2.0, 0, 0.5], [0, 0.5, 0]], atol=1e-14)
     np.testing.assert_allclose(H[0, :, 1, :], np.zeros((3, 3)), atol=1e-14)
+
+
+def two_outputs(x):
+    return np.array([x[0] ** 2 * x[1], np.sin(x[0]) * x[1] ** 3])
+
+
+def two_outputs_3rd(x):
+    """T[i, a, b, c] = d^3 f_i / dx_a dx_b dx_c, symmetric in a, b, c."""
+    s, c = np.sin(x[0]), np.cos(x[0])
+    T = np.zeros((2, 2, 2, 2))
+    by_count = {  # number of 1-indices among (a, b, c) -> value
+        0: (0.0, -c * x[1] ** 3), 1: (2.0, -s * 3 * x[1] ** 2),
+        2: (0.0, c * 6 * x[1]), 3: (0.0, 6 * s)}
+    for a, b, k in itertools.product(range(2), repeat=3):
+        T[:, a, b, k] = by_count[a + b + k]
+    return T
+
+
+@pytest.mark.parametrize("outer", ["jacfwd", "jacrev"])
+def test_third_derivative_of_a_vector_function_through_jacobian_rows(outer):
+    """jacrev of a vector function stacks its rows (jac_rows); reverse mode over that
+    splits a cotangent back into a list of rows (jac_unrows), which the outer transform
+    differentiates again. (The registry-wide second-order test covers the unpacking
+    ``a, b, c = jac_unrows(...)`` of a list literal of rows.)"""
+    x = np.array([0.4, -1.3])
+    T = getattr(ad, outer)(ad.jacrev(ad.jacrev(two_outputs)))(x)
+    np.testing.assert_allclose(T, two_outputs_3rd(x), rtol=1e-12, atol=1e-12)
+    T2 = getattr(ad, outer)(ad.jacrev(ad.jacfwd(two_outputs)))(x)
+    np.testing.assert_allclose(T2, two_outputs_3rd(x), rtol=1e-12, atol=1e-12)

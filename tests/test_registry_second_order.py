@@ -41,10 +41,6 @@ ALL_CASES = [c for c in all_examples(complex_too=False) if not c[1].nondiff]
 _CUMPROD_ZERO = ("runtime/rules/reductions.py: documented LIMITATION -- the JVP rule of "
                  "cumprod_tangent divides by `a`, so second derivatives of cumprod at an exact zero "
                  "are nan/inf (first derivatives are exact; prod is exact to second order)")
-_JAC_ROWS = ("forward over reverse: 'internal: a multi-output rule must return one tangent per "
-             "output' -- the JVP of the pullback, whose transpose of {0} unpacks one cotangent per "
-             "list element from a list-returning helper (runtime/rules/core.py {0} + transforms/jvp.py multi-output rules)")
-
 _SHARED = {
     "cumprod-6-real": _CUMPROD_ZERO, "cumprod-7-real": _CUMPROD_ZERO,
 }
@@ -52,8 +48,6 @@ _SHARED = {
 # case id -> reason. Forward-over-reverse (jvp of the pullback).
 XFAIL_FWD_OVER_REV: dict[str, str] = {
     **_SHARED,
-    "jac_rows-0-real": _JAC_ROWS.format("jac_rows"),
-    "jac_stack-0-real": _JAC_ROWS.format("jac_stack"),
 }
 
 # case id -> reason. Reverse-over-forward (grad of the paired jvp).

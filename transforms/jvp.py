@@ -396,7 +396,7 @@ class _JVPPass:
             if prim.elementwise and not multi and prim.name not in ops.REAL_OUTPUT:
                 self.note_temp_witnesses(stmts, tmps[0])
             out.extend(stmts)
-            self.finish_tangents(outs, res, out)
+            self.finish_tangents(outs, res, out, prim)
             for t, n in zip(outs, tmps):
                 out.append(ir.assign(t, ir.name(n), s))
             self.broadcast_tangent(prim, op, stmts, res, outs, out, s, out_name=tmps[0])
@@ -412,12 +412,12 @@ class _JVPPass:
             self.note_product_witnesses(stmts, prim, outs[0])
         if conflict:
             out.extend(stmts)
-            self.finish_tangents(outs, res, out)
+            self.finish_tangents(outs, res, out, prim)
             out.append(s)
         else:
             out.append(s)
             out.extend(stmts)
-            self.finish_tangents(outs, res, out)
+            self.finish_tangents(outs, res, out, prim)
         self.broadcast_tangent(prim, op, stmts, res, outs, out, s)
 
     def broadcast_tangent(self, prim, op, stmts, res, outs, out, s, out_name=None):
@@ -492,10 +492,20 @@ class _JVPPass:
                 if name not in self.dots.values():
                     self.exact_witness[name] = primal
 
-    def finish_tangents(self, outs, res, out):
+    def finish_tangents(self, outs, res, out, prim=None):
         if len(outs) == 1 and not isinstance(res, tuple):
             if isinstance(res, Zero):
                 out.extend(self.zero_stmts(outs[0]))
+            return
+        if prim is not None and prim.returns_list and not isinstance(res, tuple):
+            # `a, b = helper(...)` unpacks the list a helper returns: so does its tangent
+            if isinstance(res, Zero):
+                for t in outs:
+                    if t in self.act:
+                        out.extend(self.zero_stmts(t))
+                return
+            lhs = [ir.store(self.dot(t) if t in self.act else "_") for t in outs]
+            out.append(ir.assign(ir.tuple_(lhs, gast.Store()), res, self.loc))
             return
         if not isinstance(res, tuple) or len(res) != len(outs):
             raise self.error("internal: a multi-output rule must return one tangent per output")

@@ -92,7 +92,21 @@ def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_ever
             if shrinking and state["target_stage"] in oracles:   # only the one that failed
                 t = state["target_stage"]
                 oracles = ("jvp", t) if t in FP.NEEDS_JVP else (t,)
-            out = FP.check(prog, input_seed, oracles=oracles)
+            try:
+                out = FP.check(prog, input_seed, oracles=oracles)
+            except FP.GeneratorBug as e:
+                # the generator broke its promise (not s2sad's fault): keep the program,
+                # count it, and go on -- hypothesis must not shrink it (it would run every
+                # oracle on each candidate, uncounted, for minutes)
+                if shrinking:
+                    return
+                stats["generator_bugs"] += 1
+                if stats["generator_bugs"] <= 5:
+                    path = os.path.join(raw_dir, f"{seed}_{state['n']:05d}_generator_bug.py")
+                    with open(path, "w") as fh:
+                        fh.write("".join("# " + l + "\n" for l in str(e).splitlines()[:1]))
+                        fh.write(prog.source)
+                return
             fails = getattr(out, "failures", [])
         if not shrinking:
             stats["tried"] += 1
@@ -155,7 +169,13 @@ def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_ever
                 prog = data.draw(FP.unsupported_programs())
             else:
                 prog = data.draw(FP.programs(allow=allow))
-            body(prog, data.draw(st.integers(0, 2 ** 16)), unsupported)
+            try:
+                body(prog, data.draw(st.integers(0, 2 ** 16)), unsupported)
+            except Found:
+                raise
+            except Exception as e:  # noqa: BLE001 -- a harness bug: count it, never shrink it
+                stats["harness_errors"] += 1
+                print(f"harness error: {type(e).__name__}: {e}", file=sys.stderr)
 
         try:
             test()
@@ -357,6 +377,8 @@ def main(argv=None):
     print(f"rejected inputs     {total['rejected']}  (no well-conditioned input found)")
     print(f"mismatches          {total['mismatch']}  (programs with a wrong result)")
     print(f"internal errors     {total['internal_error']}  (programs where s2sad raised another exception)")
+    print(f"generator bugs      {total['generator_bugs']}  (programs that fail in plain NumPy: the "
+          f"generator's fault, saved under raw/)")
     print(f"TransformErrors     {total['transform_error']}  (programs s2sad refused; valid ones, and "
           f"unsupported ones refused wrongly)")
     if total["chunk_crashes"] or total["chunk_timeouts"] or total["harness_errors"]:

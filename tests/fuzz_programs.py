@@ -835,7 +835,7 @@ class Gen:
         self.feat("while")
         body, _ = self.sub(inner, ctx, loop=True)
         if self.flag(0.5):
-            head = [f"{k} = 0", f"while {k} < {K} and {c}:", f"    {k} = {k} + 1"]
+            head = [f"{k} = 0", f"while {k} < {K} and ({c}):", f"    {k} = {k} + 1"]  # c may be an `or`
         else:
             head = [f"{k} = 0", f"while {c}:", f"    {k} += 1", f"    if {k} > {K}:", "        break"]
         return head + body, _keep(env, _)

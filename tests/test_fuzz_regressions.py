@@ -536,3 +536,28 @@ def test_lambda_in_a_while_test():
     np.testing.assert_allclose(ad.grad(m.f)(x), 128.0 * x, rtol=1e-12)
     _, tangent = ad.jvp(m.f, (x,), (np.array([0.0, 1.0]),))
     np.testing.assert_allclose(tangent, 128.0 * 0.5, rtol=1e-12)
+
+
+# fixed (campaign 5): after `a, v = (y, np.sum(x))`, copy propagation merged the tangent
+# of `np.sum(x)` into `v_dot`, which is now assigned *before* the primal `v` is; the
+# linearizer took `v` as the shape witness of that first `v_dot` and snapshotted it
+# before it existed (UnboundLocalError in grad, vjp and linearize)
+def test_tangent_assigned_before_its_primal_gets_another_witness():
+    m = program('''
+        import numpy as np
+
+        def f(x, y):
+            t = (y, np.sum(x))
+            a, v = t
+            if 2.0 >= v:
+                v = 0.5 * np.sum(x)
+            return np.sum(a) * v
+    ''')
+    y = np.array([1.0, 2.0])
+    for x, slope in ((np.array([0.3, 0.2]), 0.5), (np.array([3.0, 2.0]), 1.0)):
+        # f = sum(y) * slope * sum(x) on each side of the branch
+        np.testing.assert_allclose(ad.grad(m.f)(x, y), 3.0 * slope * np.ones(2), rtol=1e-12)
+        _, pullback = ad.vjp(m.f, x, y)
+        np.testing.assert_allclose(pullback(1.0)[0], 3.0 * slope * np.ones(2), rtol=1e-12)
+        _, lin = ad.linearize(lambda u: m.f(u, y), x)
+        np.testing.assert_allclose(lin(np.array([1.0, -2.0])), -3.0 * slope, rtol=1e-12)

@@ -354,6 +354,10 @@ class Linearizer:
             self.witness[p] = w
             self.param_witness[p] = w   # later definitions of p have witnesses of their own
             self.use(w)
+        # names the forward program has assigned so far (in program order): a tangent's
+        # primal may be assigned after the tangent (copy propagation merged the tangent
+        # of an earlier value into it) and cannot be its witness there
+        self.defined = {a.id for a in self.fdef.args.args}
         # Residuals are discovered while emitting; tapes are added in a second pass.
         fwd, lin = self.block(body, depth=0, top=True)
         fwd = entry + fwd
@@ -474,6 +478,7 @@ class Linearizer:
                     lin.append(ir.copy_loc(gast.If(test=test, body=lb or [gast.Pass()], orelse=lo), s))
                 fwd.append(ir.copy_loc(gast.If(test=s.test, body=fb or [gast.Pass()], orelse=fo), s))
             elif isinstance(s, gast.For):
+                self.defined.update(stores(s.target))
                 self.for_loop(s, fwd, lin, depth, snaps, local_res)
             elif isinstance(s, gast.While):
                 self.while_loop(s, fwd, lin, depth, snaps, local_res)
@@ -488,6 +493,7 @@ class Linearizer:
                     snaps.pop(s.targets[0].value.id, None)
                 for n in stores(s):
                     local_res.append((n, s))
+            self.defined.update(written(s))
             if isinstance(s, (gast.If, gast.For, gast.While, gast.Try)):
                 # a value rebound or written in one of the blocks has a new value after
                 # the statement: snapshots taken before it are stale
@@ -612,7 +618,7 @@ class Linearizer:
         self.ann(new)['exact'] = {n for n in arg_w if n not in self.inexact}
         if isinstance(new, gast.Assign) and isinstance(new.targets[0], gast.Tuple):
             for e in new.targets[0].elts:
-                w = self.primal_of.get(e.id)
+                w = self.primal_of_here(e.id)
                 if e.id in self.linear and w is not None:
                     # saved like any witness (an unused output gets an explicit zero)
                     self.witness[e.id] = self.read_residual(ir.name(w), fwd, snaps, local_res,
@@ -621,7 +627,7 @@ class Linearizer:
             t = new.targets[0].id
             if t in self.linear:
                 # the shape witness of the value this statement defines (per definition)
-                w = self.primal_of.get(t)
+                w = self.primal_of_here(t)
                 if w is not None:
                     wa = self.read_residual(ir.name(w), fwd, snaps, local_res, kind="meta")
                     name = wa.id
@@ -648,9 +654,16 @@ class Linearizer:
                     self.use(name)
         return new
 
+    def primal_of_here(self, t):
+        """Tangent `t`'s primal variable, if the forward program has assigned it by now."""
+        w = self.primal_of.get(t)
+        if w is None or w in self.defined or w in self.ns:
+            return w
+        return None
+
     def witness_at(self, n, fwd, snaps, local_res):
         """The witness of linear `n`'s current value, read (snapshotted if needed) here."""
-        w = self.primal_of.get(n)
+        w = self.primal_of_here(n)
         if w is None or w in self.linear:
             w = self.witness.get(n)
         if w is None:
@@ -728,8 +741,9 @@ class Linearizer:
         for n in p_outs + res + wit:
             snaps.pop(n, None)
             local_res.append((n, stmt))
+        self.defined.update(p_outs)
         for n, w in zip(l_outs, wit):
-            if self.primal_of.get(n) is None and self.witness.get(n) is None:
+            if self.primal_of_here(n) is None and self.witness.get(n) is None:
                 self.witness[n] = w
         kinds = [getattr(k, "list", False) for k in getattr(split.fwd.out_skel, "items", ())]
         for r, k in zip(res, kinds[len(p_outs):]):
@@ -745,7 +759,7 @@ class Linearizer:
         # dropped once the backward sweep is known)
         out_w = {}
         for n in l_outs:
-            w = self.primal_of.get(n) or self.witness.get(n)
+            w = self.primal_of_here(n) or self.witness.get(n)
             if w is not None and w not in self.linear:
                 out_w[n] = self.read_residual(ir.name(w), fwd, snaps, local_res, kind="meta").id
         self.ann(new)['out_witness'] = out_w

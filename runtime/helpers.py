@@ -151,6 +151,16 @@ def _real_like(g, like):
     return g
 
 
+def own_copy(x):
+    """`x` as an array (or list) of its own, scalars as they are: a tangent the primal
+    holds as a fresh value (`y = x * 1.0`) whose rule folded to another tangent
+    (`y_dot = x_dot`) must not share memory with it when either is written in place;
+    a value the backward sweep reads after an in-place write is saved this way."""
+    if isinstance(x, np.ndarray):
+        return np.copy(x)
+    return x.copy() if isinstance(x, list) else x
+
+
 def broadcast_like(g, like):
     """The transpose of `unbroadcast`: broadcast g up to the shape of `like`."""
     shape = np.shape(like)
@@ -386,6 +396,14 @@ def _register_numba_core(overload, types):
             return lambda g, x, y: unbroadcast(
                 np.dot(np.ascontiguousarray(fx(x).T), np.ascontiguousarray(fg(g))), y)
         return None
+
+    @overload(own_copy)
+    def _own_copy(x):
+        if isinstance(x, types.Array):
+            return lambda x: np.copy(x)
+        if isinstance(x, types.List):
+            return lambda x: x.copy()
+        return lambda x: x
 
     @overload(broadcast_like)
     def _broadcast_like(g, like):

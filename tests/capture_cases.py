@@ -33,3 +33,15 @@ K = 2.0
 
 def uses_global(x):
     return K * x
+
+
+SCALES = np.array([1.0, 2.0])
+
+
+def rebound_captured(x):
+    """A global array rebound to runtime values in a loop, then written in place."""
+    y = SCALES
+    for _ in range(3):
+        y = y * x
+    y[0] = 5.0
+    return np.sum(y)

@@ -105,3 +105,13 @@ def test_same_transform_twice_is_a_lookup():
     f2 = ad.jacfwd(C.with_defaults)
     skel = (ad.api.pipeline.skeleton_of(1.0),)
     assert f1.specialize(skel) is f2.specialize(skel)
+
+
+def test_array_from_outside_rebound_in_a_loop():
+    # y = SCALES on entry to the loop, a runtime array after it: one variable that starts
+    # as its own copy of SCALES (the write y[0] = 5 must not change SCALES)
+    x = 0.5
+    assert ad.grad(C.rebound_captured)(x) == pytest.approx(2.0 * 3 * x ** 2)
+    assert d(C.rebound_captured, x) == pytest.approx(2.0 * 3 * x ** 2)
+    assert C.rebound_captured(x) == pytest.approx(5.0 + 2.0 * x ** 3)
+    np.testing.assert_array_equal(C.SCALES, [1.0, 2.0])

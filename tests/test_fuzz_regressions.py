@@ -561,3 +561,68 @@ def test_tangent_assigned_before_its_primal_gets_another_witness():
         np.testing.assert_allclose(pullback(1.0)[0], 3.0 * slope * np.ones(2), rtol=1e-12)
         _, lin = ad.linearize(lambda u: m.f(u, y), x)
         np.testing.assert_allclose(lin(np.array([1.0, -2.0])), -3.0 * slope, rtol=1e-12)
+
+
+# fixed (campaign 6): `y = buf * 1.0` is a new array, but its tangent rule folds to
+# `y_dot = buf_dot`, the same array; a later in-place write `buf[:2] -= z` then changed
+# y's tangent too (forward mode, and reverse mode through a helper that returned it)
+def test_folded_tangent_does_not_share_memory_with_an_array_written_in_place():
+    m = program('''
+        import numpy as np
+
+        def copy_of(a):
+            return a * 1.0
+
+        def later_write(z):
+            buf = np.ones(3)
+            y = buf * 1.0
+            buf[:2] -= z
+            return 3.0 + np.sum(y) + np.sum(buf * buf)
+
+        def through_helper(z):
+            buf = np.ones(3) * z
+            y = copy_of(buf)
+            buf[0] = 7.0
+            return np.sum(y) + np.sum(buf)
+
+        def write_into_copy(z):
+            buf = np.ones(3) * z
+            y = buf + 0.0
+            y[1] = 2.0
+            return np.sum(y * buf)
+    ''')
+    z = 0.3
+    # later_write = 3 + 3 + 2 (1 - z)^2 + 1; through_helper = 3z + 7 + 2z;
+    # write_into_copy = z^2 + 2z + z^2
+    for f, want in ((m.later_write, -4.0 * (1.0 - z)), (m.through_helper, 5.0),
+                    (m.write_into_copy, 4.0 * z + 2.0)):
+        assert fd(f, z) == pytest.approx(want, rel=1e-6)
+        assert ad.jvp(f, (z,), (1.0,))[1] == pytest.approx(want, rel=1e-12)
+        assert ad.linearize(f, z)[1](1.0) == pytest.approx(want, rel=1e-12)
+        assert ad.grad(f)(z) == pytest.approx(want, rel=1e-12)
+
+
+# fixed (campaign 6): the transpose of `item = lst.pop()` in a loop where the item's
+# cotangent is zero on one branch wrote an empty list as that zero (it took the popped
+# item for a list): reverse over reverse failed in `unbroadcast`
+def test_zero_cotangent_of_a_popped_array_is_an_array():
+    m = program('''
+        import numpy as np
+
+        C = np.array([[0.5, 1.0, 0.5], [0.5, 0.5, 0.5]])
+
+        def f(x):
+            items = []
+            for i in range(3):
+                items.append(np.ravel(C) if i % 2 == 0 else x)
+            last = np.sum(items[-1].reshape(2, 3), axis=0)   # a constant
+            return np.sum(np.cos(np.sum(items[1].reshape(2, 3), axis=0))) + np.sum(last)
+    ''')
+    x = np.linspace(0.1, 0.6, 6)
+    # f = sum_j cos(s_j), s_j = x[j] + x[j + 3]: d2f/dx_a dx_b = -cos(s_j) when a, b in
+    # column j
+    s = x[:3] + x[3:]
+    col = np.arange(6) % 3
+    want = np.where(col[:, None] == col[None, :], -np.cos(s)[col][:, None], 0.0)
+    np.testing.assert_allclose(ad.jacrev(ad.grad(m.f))(x), want, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(ad.hessian(m.f)(x), want, rtol=1e-12, atol=1e-14)

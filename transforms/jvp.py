@@ -119,6 +119,7 @@ class _JVPPass:
         self.dots: dict = {}
         self.temp_witness: dict = {}
         self.exact_witness: dict = {}
+        self.folded: list = []   # tangent assignments a rule folded to another tangent
         self.filename = callee.filename
         self.loc = None
 
@@ -161,6 +162,7 @@ class _JVPPass:
                 entry.extend(self.zero_stmts(p))
         body = entry + self.block(src.body)
         fdef = ir.function_def(d.name, params + tangent_params, body, loc=src)
+        self.separate_folded(fdef, tangent_params)
         ir.fill_empty_blocks(fdef)
         renames = {}
         simplify(fdef, self.ns, renames, cse=False)
@@ -393,6 +395,7 @@ class _JVPPass:
             out.append(ir.assign(lhs, s.value, s))
             bindings["out"] = ir.tuple_([ir.name(n) for n in tmps]) if multi else ir.name(tmps[0])
             stmts, res = tpl.inline(bindings, self.namer, self.ns, target=target, loc=s)
+            self.note_folded(stmts)
             if prim.elementwise and not multi and prim.name not in ops.REAL_OUTPUT:
                 self.note_temp_witnesses(stmts, tmps[0])
             out.extend(stmts)
@@ -404,6 +407,7 @@ class _JVPPass:
         if needs_out:
             bindings["out"] = ir.tuple_([ir.name(t) for t in outs]) if multi else ir.name(outs[0])
         stmts, res = tpl.inline(bindings, self.namer, self.ns, target=target, loc=s)
+        self.note_folded(stmts)
         if prim.elementwise and not multi and not conflict and prim.name not in ops.REAL_OUTPUT:
             # the linear temporaries of an elementwise rule have (at most) the output's
             # shape and its dtype: the output is their witness in reverse mode
@@ -456,6 +460,60 @@ class _JVPPass:
             raise self.error("internal: an elementwise rule did not define its tangent")
         out.append(ir.assign(t_dot, ir.call(ir.name("broadcast_like"),
                                             [ir.name(narrow), ir.name(outs[0])]), s))
+
+    def note_folded(self, stmts):
+        """Remember the tangent assignments of a rule whose value is another variable
+        (`y_dot = x_dot` for `y = x * 1.0`, `x_dot + 0` folded): the primal's value is
+        new, the tangent's is shared."""
+        made = set()
+        for st in stmts:
+            if isinstance(st, gast.Assign) and isinstance(st.targets[0], gast.Name):
+                if isinstance(st.value, gast.Name) and st.value.id not in made:
+                    self.folded.append(st)
+                made.add(st.targets[0].id)
+
+    def separate_folded(self, fdef, tangent_params):
+        """A folded tangent shares memory with the tangent it was folded to, where the
+        primal values are distinct arrays: when an array in that group is written in
+        place (`buf_dot[i] = ...`), or a tangent argument is returned (the caller may
+        write either), the folded tangent gets its own copy."""
+        if not self.folded:
+            return
+        parent = {}
+
+        def find(a):
+            while parent.get(a, a) != a:
+                a = parent[a]
+            return a
+
+        def union(a, b):
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[ra] = rb
+
+        written, returned = set(), set()
+        for n in gast.walk(fdef):
+            if isinstance(n, gast.Assign):
+                t = n.targets[0]
+                if isinstance(t, gast.Subscript) and isinstance(t.value, gast.Name):
+                    written.add(t.value.id)
+                elif isinstance(t, gast.Name):
+                    v = n.value
+                    if isinstance(v, gast.Call) and isinstance(v.func, gast.Name) \
+                            and v.func.id == "broadcast_like" and v.args:
+                        v = v.args[0]   # the tangent itself when it has the shape already
+                    if isinstance(v, gast.Name):
+                        union(t.id, v.id)
+            elif isinstance(n, gast.Return) and n.value is not None:
+                returned.update(x.id for x in gast.walk(n.value) if isinstance(x, gast.Name))
+        risky = {find(w) for w in written}
+        shared_out = {find(r) for r in returned} & {find(p) for p in tangent_params}
+        risky |= shared_out
+        from s2sad.runtime import helpers
+        for st in self.folded:
+            if find(st.targets[0].id) in risky:
+                self.ns["own_copy"] = helpers.own_copy
+                st.value = ir.call(ir.name("own_copy"), [st.value])
 
     def note_temp_witnesses(self, stmts, primal):
         tangents = set(self.dots.values())
@@ -516,6 +574,7 @@ class _JVPPass:
                 out.extend(self.zero_stmts(t))
             else:
                 out.append(ir.assign(self.dot(t), r, self.loc))
+                self.note_folded(out[-1:])
 
     def setitem(self, s, out):
         target = s.targets[0]
@@ -532,6 +591,10 @@ class _JVPPass:
         callee = op.callee
         mask = self.act.call_masks.get(id(s))
         custom = getattr(callee, "custom", None)
+        if getattr(callee, "batched_custom", None) is not None:
+            raise self.error(f"differentiating the vmap of {callee.base.name}, a custom_jvp/custom_vjp "
+                             f"function, is not supported yet (its rule would be lost)",
+                             hint="apply vmap last: vmap(grad(f)) instead of grad(vmap(f))")
         from s2sad.runtime.custom import custom_jvp, custom_vjp
         if isinstance(custom, custom_vjp):
             if not self.reverse:

@@ -576,10 +576,11 @@ class Linearizer:
             snap = None  # a shape witness taken here is a view: values need a copy
         if snap is None:
             snap = self.namer.fresh(name)
-            value = ir.call("np.copy", [ir.name(name)]) if copy_needed else ir.name(name)
+            # (own_copy: the value written in place may be a list)
+            value = ir.call(ir.name("own_copy"), [ir.name(name)]) if copy_needed else ir.name(name)
             if copy_needed:
-                import numpy as np
-                self.ns.setdefault("np", np)
+                from s2sad.runtime import helpers
+                self.ns["own_copy"] = helpers.own_copy
                 self.copies.add(snap)
             stmt = ir.assign(snap, value, self.loc)
             fwd.append(stmt)
@@ -670,7 +671,7 @@ class Linearizer:
             return None
         return self.read_residual(ir.name(w), fwd, snaps, local_res, kind="meta").id
 
-    _SAME_SHAPE = {"copy", "neg", "pos", "conj", "method.astype", "np.copy", "method.copy"}
+    _SAME_SHAPE = {"copy", "neg", "pos", "conj", "method.astype", "np.copy", "method.copy", "own_copy"}
     _REAL = ops.REAL_OUTPUT
 
     def derive_witness(self, t, stmt, fwd, local_res, arg_w):

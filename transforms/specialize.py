@@ -390,12 +390,18 @@ class Builder:
                 raise self.error(f"the variable {layout.var!r} holds a runtime value on one path "
                                  f"and a {_kind_name(av)} on another",
                                  hint="give it the same kind of value on every path")
-            if not isinstance(av, (Dyn, Const)) or (isinstance(av, Const) and not _runtime_ok(av.value)):
+            if not isinstance(av, (Dyn, Const)) or (isinstance(av, Const) and not _joinable(av.value)):
                 raise self.error(f"the variable {layout.var!r} holds {_kind_name(av)} on one path "
                                  f"and a runtime value on another",
                                  hint="give it the same kind of value on every path")
             self.before_write(layout.var, out)
-            out.append(ir.assign(layout.var, self.emit_atom(av), self.loc))
+            value = self.emit_atom(av)
+            if isinstance(av, Const) and _is_array(av.value):
+                # an array from outside the function becomes a variable: its own copy (the
+                # function may write into the variable)
+                value = ir.call("np.copy", [value])
+                self.ns.setdefault("np", np)
+            out.append(ir.assign(layout.var, value, self.loc))
             return
         if isinstance(layout, RtList):
             if av == layout:
@@ -435,7 +441,8 @@ class Builder:
         """A pinned layout able to hold every value in `values`."""
         vals = [v for v in values if not isinstance(v, Undefined)]
         if all(isinstance(v, (Dyn, Const)) for v in vals) and \
-                all(not isinstance(v, Const) or _runtime_ok(v.value) for v in vals):
+                all(not isinstance(v, Const) or _joinable(v.value) for v in vals) and \
+                any(not isinstance(v, Const) or _runtime_ok(v.value) for v in vals):
             return Dyn(name)
         if any(isinstance(v, RtList) for v in vals) or \
                 (all(isinstance(v, (Tup, RtList)) for v in vals)
@@ -2151,6 +2158,12 @@ def _mentions(av, var) -> bool:
 def _runtime_ok(value) -> bool:
     """Can a static value become a runtime variable? (numbers and booleans)"""
     return is_number(value)
+
+
+def _joinable(value) -> bool:
+    """Can a static value join a runtime one in a variable (a number, or a numeric array
+    captured from outside and rebound in a loop)?"""
+    return _runtime_ok(value) or (_is_array(value) and value.dtype.kind in "biufc")
 
 
 def _is_array(value) -> bool:

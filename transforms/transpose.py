@@ -325,10 +325,11 @@ class Transposer:
         self.exact = self.ann(s).get("exact", set())
         if self.st(y) == ZERO:
             return
-        if prim.kind not in ("list",) and prim.name != "method.pop":
-            self.ensure_value(y, self.ann(s).get("witness"), out)
-        else:
+        if prim.kind == "list" or y in getattr(self.L, "lists", ()):
             self.ensure_list(y, out)
+        else:
+            # (a popped item is a list only when it is one: a tape of tapes)
+            self.ensure_value(y, self.ann(s).get("witness"), out)
         ct = ir.name(self.bar(y))
         if prim.name == "copy":
             x = op.args["x"]

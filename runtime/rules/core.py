@@ -434,6 +434,23 @@ def _(ct, a):
     return ct
 
 
+own_copy = helpers.own_copy
+own_copy_p = register("own_copy", own_copy, spelling="own_copy", params=("x",), linear=("x",),
+                      doc="a copy of an array (scalars as they are): keeps tangents apart")
+own_copy_p.example("own_copy(x)", x=real(3, 2))
+own_copy_p.example("own_copy(x)", x=real())
+
+
+@own_copy_p.defjvp
+def _(x, x_dot):
+    return own_copy(x_dot)
+
+
+@own_copy_p.deftranspose("x")
+def _(ct, x):
+    return own_copy(ct)
+
+
 register("shape_witness", helpers.shape_witness, spelling="shape_witness",
          params=("a", "b", "c", "d"), defaults={"b": None, "c": None, "d": None}, nondiff=True,
          doc="a zero-cost array shaped like an elementwise result (reverse mode)")

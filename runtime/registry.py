@@ -85,6 +85,22 @@ class Primitive:
             return fn
         return deco
 
+    def defbatch(self, arrays=None, full=(), unless=()):
+        """The batch rule (`transforms.batch`): a template written for arguments that carry
+        a trailing batch axis. `arrays`: the parameters that may be batched (default: all);
+        an unbatched one gets a trailing axis of length one, or (`full`) is broadcast along
+        the whole batch. The rule does not apply when a parameter in `unless` is passed or
+        a parameter outside `arrays` is batched: the statement then runs as a loop over the
+        batch. A parameter named ``B`` receives the batch size."""
+        def deco(fn):
+            from s2sad.transforms.templates import Template
+            self.batch = Template(fn, self)
+            self.batch_arrays = tuple(self.params if arrays is None else arrays)
+            self.batch_full = tuple(full)
+            self.batch_unless = tuple(unless)
+            return fn
+        return deco
+
     def example(self, expr, wrt=None, complex=True, tol=1e-6, **inputs):
         self.examples.append(Example(expr, inputs, wrt, complex, tol))
         return self
@@ -114,13 +130,22 @@ class Primitive:
         return self.spelling or self.name
 
     @property
+    def batchable(self):
+        """Whether vmap batches calls of it without a loop: a batch rule, or elementwise
+        (transforms/batch.py broadcasts the operands)."""
+        if self.batch is not None or self.elementwise:
+            return True
+        return self.kind in ("binop", "compare", "unaryop") and self.name not in (
+            "matmul", "not", "is", "isnot", "in", "notin")
+
+    @property
     def rules(self):
         out = []
         if self.jvp is not None or self.nondiff:
             out.append("jvp")
         if self.transpose:
             out.append("transpose")
-        if self.batch is not None:
+        if self.batchable:
             out.append("batch")
         if self.numba:
             out.append("numba")

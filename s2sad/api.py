@@ -377,7 +377,177 @@ def _not_yet(name, issue):
     return fn
 
 
-vmap = _not_yet("vmap", "batching")
+def _axes_per_arg(in_axes, nargs):
+    if isinstance(in_axes, (int, type(None))) and not isinstance(in_axes, bool):
+        return [in_axes] * nargs
+    if isinstance(in_axes, list):
+        in_axes = tuple(in_axes)
+    if not isinstance(in_axes, tuple):
+        raise TypeError(f"vmap in_axes must be an int, None, or a tuple of entries corresponding "
+                        f"to the positional arguments passed to the function, but got {in_axes!r}.")
+    if len(in_axes) != nargs:
+        raise ValueError(f"vmap in_axes specification must be a tree prefix of the corresponding "
+                         f"value, got specification {in_axes!r} for value tree of {nargs} "
+                         f"positional arguments.")
+    return list(in_axes)
+
+
+def _arg_names(fun, n):
+    """Names of the first `n` positional parameters of `fun` (None where unknown)."""
+    import inspect
+    try:
+        params = [p.name for p in inspect.signature(getattr(fun, "fun", fun)).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    return (params + [None] * n)[:n]
+
+
+def _leaf_axes(in_axes, args, skels, fun=None):
+    """The batch axis of every leaf of `args` (None: unbatched), checked."""
+    per_arg = _axes_per_arg(in_axes, len(args))
+    axes, where = [], []
+    for i, (a, s, ax) in enumerate(zip(args, skels, per_arg)):
+        leaves = pipeline.leaves_of(a, s)
+        sub = [ax] * len(leaves)
+        if not isinstance(ax, (int, type(None))) or isinstance(ax, bool):
+            # a pytree prefix: one entry per leaf of this argument
+            ax_skel = pipeline.skeleton_of(ax)
+            if ax_skel != s:
+                raise ValueError(f"vmap in_axes specification for argument {i} must match the "
+                                 f"structure of the argument")
+            sub = pipeline.leaves_of(ax, ax_skel)
+        for j, (leaf, lax) in enumerate(zip(leaves, sub)):
+            if lax is not None:
+                nd = np.ndim(leaf)
+                if not -nd <= lax < nd:
+                    raise ValueError(f"vmap was requested to map its argument along axis {lax}, "
+                                     f"which implies that its rank should be at least {lax + 1 if lax >= 0 else -lax}, "
+                                     f"but is only {nd} (its shape is {np.shape(leaf)})")
+                lax = lax % nd
+            axes.append(lax)
+            where.append((i, j, leaf))
+    sizes = {}
+    for (i, j, leaf), lax in zip(where, axes):
+        if lax is not None:
+            sizes.setdefault(np.shape(leaf)[lax], []).append((i, j, lax))
+    if not sizes:
+        raise ValueError("vmap must have at least one non-None value in in_axes")
+    if len(sizes) > 1:
+        parts = []
+        names = _arg_names(fun, len(args)) if fun is not None else [None] * len(args)
+        for size, uses in sorted(sizes.items()):
+            for i, j, lax in uses:
+                parts.append(f"argument {i}" + (f" ({names[i]})" if names[i] else "")
+                             + (f" leaf {j}" if len(pipeline.leaves_of(args[i], skels[i])) > 1 else "")
+                             + f" has size {size} along axis {lax}")
+        raise ValueError("vmap got inconsistent sizes for array axes to be mapped:\n  " + "\n  ".join(parts))
+    return axes
+
+
+class Batched(Transformed):
+    """``vmap(fun)``: specialized per argument layout and batch axes."""
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            raise TypeError(f"{self.__name__} does not take keyword arguments; pass them "
+                            f"positionally or with functools.partial")
+        skels = tuple(pipeline.skeleton_of(a) for a in args)
+        self._axes = tuple(_leaf_axes(self.options["in_axes"], args, skels, self.fun))
+        return super().__call__(*args)
+
+    def specialize(self, skels):
+        axes = getattr(self, "_axes", None)
+        if axes is None or len(axes) != sum(count_leaves(s) for s in skels):
+            per_arg = _axes_per_arg(self.options["in_axes"], len(skels))
+            axes = []
+            for s, ax in zip(skels, per_arg):
+                axes.extend([ax] * count_leaves(s))
+            axes = tuple(axes)
+        key = (tuple(skels), axes)
+        hit = self._specs.get(key)
+        if hit is not None and pipeline.deps_valid(hit[1]):
+            callee = hit[0]
+        else:
+            spec = pipeline.primal_callee(self.fun, skels)
+            callee = pipeline.vmap_callee(spec, axes, self.options["out_axes"])
+            self._specs[key] = (callee, pipeline.deps_of(callee))
+        self._last = callee
+        return callee
+
+
+class _BatchedLinear:
+    """``vmap`` of the function `vjp` or `linearize` returned: its generated linear code
+    batched over the cotangents (tangents), the saved residuals unbatched."""
+
+    def __init__(self, fn, in_axes, out_axes):
+        self.fn = fn
+        self.in_axes = in_axes
+        self.out_axes = out_axes
+        self.__name__ = f"vmap({getattr(fn, '__name__', 'f')})"
+
+    def _parts(self):
+        fn = self.fn
+        if isinstance(fn, Pullback):
+            return fn.bwd, fn.residuals, [fn.ct_skel], fn.out_active, fn.primals, fn.active, fn.in_skels
+        return fn.lin, fn.residuals, list(fn.in_skels), fn.active, fn.outs, fn.active_out, [fn.out_skel]
+
+    def callee(self, axes):
+        code, residuals = self._parts()[:2]
+        return pipeline.vmap_callee(code, [None] * len(residuals) + list(axes), self.out_axes)
+
+    def __call__(self, *args):
+        code, residuals, in_skels, in_active, out_like, out_active, out_skels = self._parts()
+        if len(args) != len(in_skels):
+            raise TypeError(f"{self.__name__} takes {len(in_skels)} arguments, got {len(args)}")
+        skels = tuple(pipeline.skeleton_of(a) for a in args)
+        for a, s, want in zip(args, skels, in_skels):
+            if s != want and not isinstance(want, SLeaf):
+                raise TypeError("the arguments of the batched linear function must have the "
+                                "structure of the original function's")
+        axes = _leaf_axes(self.in_axes, args, skels)
+        leaves = []
+        for a, s in zip(args, in_skels):
+            pipeline.leaves_of(a, s, leaves)
+        used = [(x, ax) for x, ax, act in zip(leaves, axes, in_active) if act]
+        size = next(np.shape(x)[ax] for x, ax in zip(leaves, axes) if ax is not None)
+        if not any(ax is not None for _, ax in used):
+            # the batched arguments reach no output
+            flat = []
+            callee = None
+        else:
+            callee = self.callee([ax for _, ax in used])
+            flat = pipeline.result_leaves(callee, emit(callee).fn(*residuals, *[x for x, _ in used]))
+        it = iter(flat)
+        out = []
+        for o, act in zip(out_like, out_active):
+            if act and callee is not None:
+                out.append(next(it))
+                continue
+            z = helpers.zero_tangent(np.asarray(o) if np.ndim(o) else float(o))
+            z = np.zeros(np.shape(z) + (size,), dtype=np.result_type(z))
+            out.append(z if self.out_axes is None or self.out_axes == -1 else np.moveaxis(z, -1, self.out_axes))
+        pos = [0]
+        values = tuple(pipeline.build_value(s, out, pos) for s in out_skels)
+        return values if isinstance(self.fn, Pullback) else values[0]
+
+
+def _vmap_linear(fn, in_axes, out_axes):
+    return _BatchedLinear(fn, in_axes, out_axes)
+
+
+def vmap(fun, in_axes=0, out_axes=0):
+    """Vectorise ``fun`` over a batch axis of its arguments (``in_axes``: an int, None, or
+    one entry per positional argument) and put the batch axis of its outputs at
+    ``out_axes``. Done by an AST pass: ``ad.source(ad.vmap(f), *args)`` shows it."""
+    if not callable(fun):
+        raise TypeError(f"vmap expects a callable, got {type(fun).__name__}")
+    if out_axes is not None and (not isinstance(out_axes, int) or isinstance(out_axes, bool)):
+        raise TypeError(f"vmap out_axes must be an int or None, got {out_axes!r}")
+    if isinstance(fun, (Pullback, LinearFn)):
+        return _vmap_linear(fun, in_axes, out_axes)
+    options = {"in_axes": in_axes, "out_axes": out_axes}
+    return Batched("vmap", fun, options, None)
 jit = _not_yet("jit", "Numba compilation")
 
 

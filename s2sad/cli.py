@@ -103,7 +103,7 @@ def cmd_primitives(args):
                                   "attribute": "x." + p.name.split(".")[-1],
                                   "method": "x." + p.name.split(".")[-1] + "(...)"}.get(p.kind, p.kind)
         rules = ", ".join(p.rules) if not p.nondiff else "zero derivative" + \
-            (", numba" if p.numba else "")
+            (", batch" if p.batchable else "") + (", numba" if p.numba else "")
         rows.append((p.name, spelling, rules))
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)

@@ -35,8 +35,9 @@ def make_function(expr, params, fixed):
     src = f"def f({', '.join(params)}):\n    return {expr}\n"
     filename = f"<registry-test {seed_of(src + repr(sorted(fixed)))} {expr}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
-    from s2sad.runtime import helpers
-    glb = {"np": np, **{k: v for k, v in vars(helpers).items() if callable(v) and not k.startswith("_")},
+    from s2sad.runtime import batching, helpers
+    glb = {"np": np, **{k: v for m in (helpers, batching) for k, v in vars(m).items()
+                        if callable(v) and not k.startswith("_")},
            **fixed}
     try:
         import scipy.special  # noqa: F401

@@ -64,3 +64,19 @@ def test_bad_input_exits_2_with_one_line(args, text):
     err = out.stderr.strip().splitlines()
     assert len(err) == 1, out.stderr
     assert text in err[0]
+
+
+def test_dump_vmap_of_grad_with_in_axes():
+    # per-example gradients: the batched code is vectorised (no loop over the batch)
+    out = run("dump", f"{PROGRAMS}:straight", "-t", "grad", "-t", "vmap", "--in-axes", "0,None")
+    assert out.returncode == 0, out.stderr
+    assert "def straight_grad_vmap(x, y):" in out.stdout
+    assert "np.moveaxis(x, 0, -1)" in out.stdout
+    assert "a loop over the batch" not in out.stdout
+
+
+def test_vmap_in_axes_of_the_wrong_length_exits_2():
+    out = run("dump", f"{PROGRAMS}:straight", "-t", "vmap", "--in-axes", "0,None,0")
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert "in_axes" in out.stderr

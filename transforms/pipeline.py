@@ -637,7 +637,9 @@ def _jvp_inside(b, args, kwargs, out):
         raise b.error("ad.jvp(..., has_aux=True) inside a differentiated function is not supported")
     if len(args) != 3 or not isinstance(args[1], Tup) or not isinstance(args[2], Tup):
         raise b.error("ad.jvp(fun, primals, tangents) needs tuples of primals and tangents")
-    spec, leaves = _spec_for(b, args[0], list(args[1].items), {}, out)
+    # the primals are differentiated: runtime values, also when known at transform time
+    # (an array captured from outside the function)
+    spec, leaves = _spec_for(b, args[0], [b.as_leaves(a) for a in args[1].items], {}, out)
     n_args = sum(count_leaves(s) for s in spec.arg_skels)
     jc = jvp_callee(spec, [True] * n_args + [False] * (len(spec.params) - n_args))
     tl = []
@@ -670,7 +672,7 @@ def _vjp_inside(b, args, kwargs, out):
     from s2sad.transforms.vjp import split
     if kwargs.get("has_aux"):
         raise b.error("ad.vjp(..., has_aux=True) inside a differentiated function is not supported")
-    spec, leaves = _spec_for(b, args[0], list(args[1:]), {}, out)
+    spec, leaves = _spec_for(b, args[0], [b.as_leaves(a) for a in args[1:]], {}, out)
     n_args = sum(count_leaves(s) for s in spec.arg_skels)
     active = [True] * n_args + [False] * (len(spec.params) - n_args)
     jc = jvp_callee(spec, active, reverse=True)
@@ -712,3 +714,55 @@ def _pullback_driver(spec, sp, n_res):
         fn = make_function(f"{spec.name}_pullback", res + cts, body, glb, tag="pullback")
         return specialize_top(fn, tuple(SLeaf() for _ in res + cts))
     return cached_driver("pullback", sp.bwd, key, build)
+
+
+# ----------------------------------------------------------------------- vmap
+
+def vmap_callee(spec, leaf_axes, out_axes=0, name=None):
+    """Driver: `spec` batched along axis ``leaf_axes[k]`` of leaf k (None: unbatched).
+    The batch axes move last (where batched code keeps them, see `transforms.batch`),
+    the batched callee runs, and its outputs' batch axes move to `out_axes`."""
+    key = (tuple(leaf_axes), out_axes, name)
+    return cached_driver("vmap", spec, key, lambda: _vmap_callee(spec, leaf_axes, out_axes, name))
+
+
+def _vmap_callee(spec, leaf_axes, out_axes, name):
+    from s2sad.runtime.batching import batch_size, with_batch
+    from s2sad.transforms.batch import batch_callee
+    from s2sad.transforms.naming import Namer
+    from s2sad.transforms.specialize import specialize_top
+    params = list(spec.params)
+    axes = list(leaf_axes) + [None] * (len(params) - len(leaf_axes))
+    mask = [a is not None for a in axes]
+    bc = batch_callee(spec, mask)
+    namer = Namer(params + ["out", "np", "batch_size", "with_batch"])
+    glb = {"__b__": bc, "batch_size": batch_size, "with_batch": with_batch}
+    body, args = [], []
+    for p, a in zip(params, axes):
+        if a is None or a == -1:
+            args.append(p)
+            continue
+        moved = namer.fresh(f"{p}_b")
+        body.append(f"{moved} = np.moveaxis({p}, {a}, -1)")
+        args.append(moved)
+    body.append(f"out = __b__({', '.join(args)})")
+    outs = leaf_exprs(spec.out_skel, "out")
+    first = next(a for a, m in zip(args, mask) if m)
+    size = None
+    results = []
+    for o, flag in zip(outs, bc.batched_out):
+        if not flag:
+            if out_axes is None:
+                results.append(o)
+                continue
+            if size is None:
+                size = namer.fresh("B")
+                body.insert(len(body) - 1, f"{size} = batch_size({first})")
+            o = f"with_batch({o}, {size})"
+        elif out_axes is None:
+            raise ValueError("vmap has mapped output but out_axes is None")
+        results.append(o if out_axes == -1 else f"np.moveaxis({o}, -1, {out_axes})")
+    ex = _Expr(glb)
+    body.append(f"return {ex.build(spec.out_skel, results)}")
+    fn = make_function(name or f"{spec.name}_vmap", params, body, glb, tag="vmap")
+    return specialize_top(fn, tuple(_flat_params(spec)))

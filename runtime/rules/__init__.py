@@ -10,3 +10,5 @@ for _name in ("reductions", "shapes", "indexing", "linalg", "constants", "comple
     except ModuleNotFoundError as _e:  # a family not written yet
         if _e.name != f"s2sad.runtime.rules.{_name}":
             raise
+
+from s2sad.runtime.rules import batching  # noqa: F401,E402  (batch rules of the families above)

@@ -1,0 +1,97 @@
+"""vmap through every construct of SPEC section 3, against a loop over the batch.
+
+Each program of tests/programs.py is batched along its differentiated argument (the
+others unbatched, ``in_axes=None``) and compared with the program applied to each
+element of the batch; so are its gradient (``vmap(grad(f))``, per-example gradients)
+and its JVP.
+"""
+
+import numpy as np
+import pytest
+
+import s2sad as ad
+
+from test_jvp_programs import CASES
+
+FACTORS = (1.0, 0.93, 1.07)
+
+
+def stack(values):
+    first = values[0]
+    if isinstance(first, tuple) and hasattr(first, "_fields"):
+        return type(first)(*[stack([v[i] for v in values]) for i in range(len(first))])
+    if isinstance(first, (tuple, list)):
+        return type(first)(stack([v[i] for v in values]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: stack([v[k] for v in values]) for k in first}
+    return np.stack([np.asarray(v) for v in values])
+
+
+def scale(value, factor):
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*[scale(v, factor) for v in value])
+    if isinstance(value, (tuple, list)):
+        return type(value)(scale(v, factor) for v in value)
+    if isinstance(value, dict):
+        return {k: scale(v, factor) for k, v in value.items()}
+    if isinstance(value, (bool, int, np.integer)) or np.result_type(value).kind not in "fc":
+        return value
+    return value * factor
+
+
+def assert_tree_close(actual, expected, what):
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and set(actual) == set(expected), what
+        for k in expected:
+            assert_tree_close(actual[k], expected[k], what)
+        return
+    if isinstance(expected, (tuple, list)):
+        assert isinstance(actual, (tuple, list)) and len(actual) == len(expected), what
+        for a, e in zip(actual, expected):
+            assert_tree_close(a, e, what)
+        return
+    a, e = np.asarray(actual), np.asarray(expected)
+    assert a.shape == e.shape, f"{what}: shape {a.shape} != {e.shape}"
+    np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-12, err_msg=what)
+
+
+def batched_args(args, i):
+    items = [scale(args[i], f) for f in FACTORS]
+    in_axes = tuple(0 if j == i else None for j in range(len(args)))
+    return items, in_axes, [stack(items) if j == i else a for j, a in enumerate(args)]
+
+
+def loop(fun, args, i, items):
+    return stack([fun(*[it if j == i else a for j, a in enumerate(args)]) for it in items])
+
+
+@pytest.mark.parametrize("name,f,args,i", CASES, ids=[c[0] for c in CASES])
+def test_vmap_matches_a_loop(name, f, args, i):
+    items, in_axes, bargs = batched_args(args, i)
+    expected = loop(f, args, i, items)
+    assert_tree_close(ad.vmap(f, in_axes=in_axes)(*bargs), expected, name)
+
+
+SCALAR = [c for c in CASES if np.ndim(c[1](*c[2])) == 0]
+
+
+@pytest.mark.parametrize("name,f,args,i", SCALAR, ids=[c[0] for c in SCALAR])
+def test_per_example_gradients(name, f, args, i):
+    items, in_axes, bargs = batched_args(args, i)
+    g = ad.grad(f, argnums=i)
+    expected = loop(g, args, i, items)
+    assert_tree_close(ad.vmap(g, in_axes=in_axes)(*bargs), expected, name)
+
+
+@pytest.mark.parametrize("name,f,args,i", CASES, ids=[c[0] for c in CASES])
+def test_vmap_of_jvp(name, f, args, i):
+    items, in_axes, bargs = batched_args(args, i)
+    tangent = scale(args[i], 0.5)
+
+    def at(u):
+        return f(*[u if j == i else x for j, x in enumerate(args)])
+
+    def pushed(u):
+        return ad.jvp(at, (u,), (tangent,))
+    expected = stack([pushed(it) for it in items])
+    assert_tree_close(ad.vmap(pushed)(bargs[i]), expected, name)

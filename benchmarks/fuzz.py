@@ -39,7 +39,7 @@ TESTS = os.path.join(os.path.dirname(HERE), "tests")
 # ---------------------------------------------------------------------------- chunk
 
 def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_every, disable,
-              reduce_seconds=180.0, third_order=False):
+              reduce_seconds=180.0, third_order=False, vmap=False):
     sys.path.insert(0, TESTS)
     import numpy as np  # noqa: F401
     from hypothesis import HealthCheck, Phase, given, settings
@@ -88,7 +88,8 @@ def run_chunk(seed, count, out_dir, known_path, shrink_seconds, unsupported_ever
             out = FP.check_unsupported(prog)
             fails = [out] if out.status != "ok" else []
         else:
-            oracles = FP.ORACLES + (FP.EXTRA_ORACLES if third_order else ())
+            oracles = FP.ORACLES + (FP.EXTRA_ORACLES if third_order else ()) + \
+                (FP.VMAP_ORACLES if vmap else ())
             if shrinking and state["target_stage"] in oracles:   # only the one that failed
                 t = state["target_stage"]
                 oracles = ("jvp", t) if t in FP.NEEDS_JVP else (t,)
@@ -252,6 +253,9 @@ def main(argv=None):
     ap.add_argument("--third-order", action="store_true",
                     help="also run the third-order oracle (symmetry of the third-derivative "
                          "tensor, three routes); slow on large programs")
+    ap.add_argument("--vmap", action="store_true",
+                    help="also run the vmap oracle (vmap of core and of grad(f) vs a loop "
+                         "over a batch of three examples)")
     ap.add_argument("--chunk-timeout", type=float, default=3600.0)
     ap.add_argument("--worker", nargs=2, metavar=("SEED", "COUNT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -262,7 +266,7 @@ def main(argv=None):
     if args.worker:
         res = run_chunk(int(args.worker[0]), int(args.worker[1]), args.out, known_path,
                         args.shrink_seconds, args.unsupported_every, disable,
-                        third_order=args.third_order)
+                        third_order=args.third_order, vmap=args.vmap)
         print("RESULT " + json.dumps(res))
         return 0
 
@@ -271,6 +275,8 @@ def main(argv=None):
             "unsupported_every": args.unsupported_every, "disable": args.disable,
             "third_order": args.third_order,
             "code": fingerprint}
+    if args.vmap:
+        meta["vmap"] = True
     meta_path = os.path.join(args.out, "campaign.json")
     chunk_dir = os.path.join(args.out, "chunks")
     os.makedirs(chunk_dir, exist_ok=True)
@@ -302,7 +308,7 @@ def main(argv=None):
     def launch(cseed, n):
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(cseed), str(n),
                "--out", args.out, "--shrink-seconds", str(args.shrink_seconds),
-               "--unsupported-every", str(args.unsupported_every), "--disable", args.disable] + (["--third-order"] if args.third_order else [])
+               "--unsupported-every", str(args.unsupported_every), "--disable", args.disable] + (["--third-order"] if args.third_order else []) + (["--vmap"] if args.vmap else [])
         env = dict(os.environ, PYTHONHASHSEED=str(cseed % 4294967295))
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         return (p, cseed, n, time.time())

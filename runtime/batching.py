@@ -136,19 +136,38 @@ def batch_index(idx):
 
 
 def shift_axis(axis=0):
-    """A per-example axis (of an output or input) as an axis of the batched value."""
+    """A per-example axis (of an output or input; or a tuple of them) as an axis of the
+    batched value."""
+    if isinstance(axis, (tuple, list)):
+        return tuple(a - 1 if a < 0 else a for a in axis)
     return axis - 1 if axis < 0 else axis
 
 
-def front(x):
-    """The batch axis moved to the front (for functions that broadcast over leading axes:
-    ``np.matmul``, ``np.linalg``)."""
-    return np.moveaxis(x, -1, 0)
+def front(x, k=1):
+    """The batch axis (axis -k: 1 for the last; a vmap of batched code puts its own batch
+    axis after it) moved to the front, for the functions that broadcast over leading axes
+    (``np.linalg``)."""
+    return np.moveaxis(x, -k, 0)
 
 
-def back(x):
-    """The inverse of `front`."""
-    return np.moveaxis(x, 0, -1)
+def back(x, k=1):
+    """The inverse of `front`: axis 0 moved to axis -k."""
+    return np.moveaxis(x, 0, -k)
+
+
+def bsolve(a, b, nb=1):
+    """``np.linalg.solve(a, b)`` per example (`nb` trailing batch axes): a per-example `b`
+    of one dimension is a vector (NumPy reads a stacked 2-d `b` as matrices)."""
+    af, bf = _to_front(a, nb), _to_front(b, nb)
+    vector = np.ndim(b) - nb == 1
+    if vector:
+        bf = bf[..., None]
+    # per-example stacks broadcast against each other, not against the batch axes
+    k = max(af.ndim, bf.ndim) - nb
+    af = af.reshape(af.shape[:nb] + (1,) * (k - (af.ndim - nb)) + af.shape[nb:])
+    bf = bf.reshape(bf.shape[:nb] + (1,) * (k - (bf.ndim - nb)) + bf.shape[nb:])
+    r = np.linalg.solve(af, bf)
+    return _to_back(r[..., 0] if vector else r, nb)
 
 
 def batch_shape(shape, size):

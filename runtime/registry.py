@@ -94,7 +94,7 @@ class Primitive:
         batch. A parameter named ``B`` receives the batch size."""
         def deco(fn):
             from s2sad.transforms.templates import Template
-            self.batch = Template(fn, self)
+            self.batch = Template(fn, self, unpack_results=True)
             self.batch_arrays = tuple(self.params if arrays is None else arrays)
             self.batch_full = tuple(full)
             self.batch_unless = tuple(unless)

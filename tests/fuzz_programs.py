@@ -1558,6 +1558,8 @@ ORACLES = ("jvp", "linearize", "vjp", "jacobian", "grad", "second_order", "sourc
 # code of a large random program can take minutes to build (the CI sample timed out);
 # use check(prog, oracles=ORACLES + EXTRA_ORACLES) on small programs.
 EXTRA_ORACLES = ("third_order",)
+# vmap vs a loop over the batch (benchmarks/fuzz.py --vmap)
+VMAP_ORACLES = ("vmap",)
 
 
 def check(prog: Program, seed: int = 0, oracles=ORACLES, attempts=8, timeout=120,
@@ -1818,6 +1820,32 @@ def _o_third_order(c: Case):
     for perm in ((1, 0, 2), (0, 2, 1), (2, 1, 0)):
         assert_close("third order symmetric", t_ffr, np.transpose(t_ffr, perm), 1e-8, scale=s,
                      what=f"T vs T.transpose{perm}")
+
+
+VMAP_FACTORS = (1.0, 0.9, 1.1)
+
+
+def _o_vmap(c: Case):
+    """vmap vs a loop over a batch of three examples (the first argument scaled, the others
+    unbatched): of core, and of grad(f) (per-example gradients)."""
+    base = c.args
+    examples = []
+    for k in VMAP_FACTORS:
+        a = c.with_args(base)
+        a[0] = a[0] * k
+        examples.append(a)
+    in_axes = (0,) + (None,) * (len(base) - 1)
+    batched = [np.stack([np.asarray(e[0]) for e in examples])] + c.with_args(base[1:])
+    stack = lambda *xs: np.stack([np.asarray(x) for x in xs])  # noqa: E731
+    for name, fn in (("core", c.mod.core), ("grad(f)", ad.grad(c.mod.f))):
+        try:
+            wants = [fn(*c.with_args(e)) for e in examples]
+        except Exception:
+            return   # an example outside the program's domain: nothing to compare
+        want = ad.tree_util.tree_map(stack, *wants)
+        got = ad.vmap(fn, in_axes=in_axes)(*[x.copy() if isinstance(x, np.ndarray) else x
+                                             for x in batched])
+        assert_close(f"vmap({name}) vs a loop", got, want, 1e-9, what=f"vmap({name})")
 
 
 def _o_source(c: Case):

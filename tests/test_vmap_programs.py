@@ -95,3 +95,29 @@ def test_vmap_of_jvp(name, f, args, i):
         return ad.jvp(at, (u,), (tangent,))
     expected = stack([pushed(it) for it in items])
     assert_tree_close(ad.vmap(pushed)(bargs[i]), expected, name)
+
+
+def linalg_mix(a, b):
+    return np.sum(np.linalg.solve(a, b)) + np.linalg.det(a) + np.sum(np.linalg.inv(a) ** 2) \
+        + np.linalg.slogdet(a)[1] + np.sum(np.linalg.eigh(a @ a.T)[0]) \
+        + np.sum(np.linalg.cholesky(a @ a.T + np.eye(3)))
+
+
+def test_linalg_is_vectorised_and_differentiable_both_ways():
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(4, 3, 3)) + 3 * np.eye(3)
+    b = rng.normal(size=(4, 3))
+    assert "a loop over the batch" not in ad.source(ad.vmap(linalg_mix), A, b)
+    assert_tree_close(ad.vmap(linalg_mix)(A, b), np.array([linalg_mix(A[i], b[i]) for i in range(4)]),
+                      "vmap")
+    g = ad.grad(linalg_mix, argnums=(0, 1))
+    assert_tree_close(ad.vmap(g)(A, b), stack([g(A[i], b[i]) for i in range(4)]), "vmap(grad)")
+    # grad of a function that calls vmap: the batched code is differentiated
+    total = lambda A, b: np.sum(ad.vmap(linalg_mix)(A, b) ** 2)  # noqa: E731
+    want = stack([ad.grad(lambda a, bb: linalg_mix(a, bb) ** 2, argnums=(0, 1))(A[i], b[i])
+                  for i in range(4)])
+    got = ad.grad(total, argnums=(0, 1))(A, b)
+    assert_tree_close(tuple(got), tuple(want), "grad(vmap)")
+    J = ad.jacfwd(ad.vmap(linalg_mix))(A, b)
+    for i in range(4):
+        np.testing.assert_allclose(J[i, i], g(A[i], b[i])[0], rtol=1e-9, atol=1e-12)

@@ -503,7 +503,8 @@ def transform_value(b, obj, args, kwargs, out=None):
              api.value_and_grad: ("argnums", "has_aux", "holomorphic"),
              api.jacfwd: ("argnums", "has_aux", "holomorphic"),
              api.jacrev: ("argnums", "has_aux", "holomorphic"),
-             api.hessian: ("argnums", "holomorphic")}.get(obj, ())
+             api.hessian: ("argnums", "holomorphic"),
+             api.vmap: ("in_axes", "out_axes")}.get(obj, ())
     for n, v in zip(names, args[1:]):
         options[n] = v
     options.update(kwargs)
@@ -554,6 +555,9 @@ def call_transform(b, tv, args, kwargs, target, out):
         elif tv.kind == "checkpoint":
             from s2sad.transforms.checkpoint import checkpoint_callee
             callee = checkpoint_callee(spec)
+        elif tv.kind == "vmap":
+            callee = vmap_callee(spec, vmap_leaf_axes(spec.arg_skels, opts.get("in_axes", 0)),
+                                 opts.get("out_axes", 0))
         else:
             raise b.error(f"{tv.kind} inside a differentiated function is not supported yet")
     except TypeError as e:
@@ -717,6 +721,26 @@ def _pullback_driver(spec, sp, n_res):
 
 
 # ----------------------------------------------------------------------- vmap
+
+def vmap_leaf_axes(arg_skels, in_axes):
+    """The batch axis of every leaf of arguments laid out as `arg_skels`, from vmap's
+    `in_axes` (an int or None for all, or one entry per argument: an int, None, or a pytree
+    of them shaped like the argument)."""
+    if isinstance(in_axes, list):
+        in_axes = tuple(in_axes)
+    per_arg = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(arg_skels)
+    if len(per_arg) != len(arg_skels):
+        raise TypeError(f"vmap in_axes has {len(per_arg)} entries for {len(arg_skels)} arguments")
+    axes = []
+    for skel, ax in zip(arg_skels, per_arg):
+        if ax is None or (isinstance(ax, int) and not isinstance(ax, bool)):
+            axes.extend([ax] * count_leaves(skel))
+        else:
+            if skeleton_of(ax) != skel:
+                raise TypeError("vmap in_axes must have the structure of its argument")
+            axes.extend(leaves_of(ax, skel))
+    return axes
+
 
 def vmap_callee(spec, leaf_axes, out_axes=0, name=None):
     """Driver: `spec` batched along axis ``leaf_axes[k]`` of leaf k (None: unbatched).

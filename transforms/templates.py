@@ -47,11 +47,15 @@ def is_zero(x) -> bool:
 
 
 class Template:
-    def __init__(self, fn, prim=None):
+    def __init__(self, fn, prim=None, unpack_results=False):
         from s2sad.transforms.capture import capture
         from s2sad.transforms.normalize import normalize
         self.fn = fn
         self.prim = prim
+        # batch rules: a call of a multi-output primitive binds each result to a name (the
+        # passes after vmap expect `a, b = prim(...)`); JVP and transpose rules keep the
+        # call whole (a sequence rule returns it)
+        self.unpack_results = unpack_results
         cap = capture(fn)
         node, _ = normalize(cap.node, cap.filename)
         a = node.args
@@ -134,6 +138,15 @@ class Template:
             if isinstance(value, Zero) or ir.is_atom(value):
                 env[name] = value
                 continue
+            nout = _n_outputs(value, namespace) if self.unpack_results else None
+            if nout is not None:
+                # a primitive with several results binds them to names of their own, as in
+                # specialized code (`sign, logdet = np.linalg.slogdet(a)`)
+                names = [namer.fresh(f"{name}_{i}") for i in range(nout)]
+                created.update(names)
+                out.append(ir.assign(ir.tuple_([ir.store(n) for n in names], gast.Store()), value, loc))
+                env[name] = gast.Tuple(elts=[ir.name(n) for n in names], ctx=gast.Load())
+                continue
             new = namer.fresh(hint_of(value, created))
             created.add(new)
             out.append(ir.assign(new, value, loc))
@@ -151,6 +164,26 @@ class Template:
         if target is not None and not isinstance(result, Zero):
             result = _retarget(out, result, target, loc)
         return out, result
+
+
+def _n_outputs(value, namespace):
+    """How many results a call of a multi-output primitive has (None: one, or not a call
+    of a primitive)."""
+    from s2sad.transforms import ops
+    if not isinstance(value, gast.Call):
+        return None
+    try:
+        op = ops.classify(value, namespace)
+    except (KeyError, TypeError):
+        return None
+    prim = op.prim if op.kind == "prim" else None
+    if prim is None or not callable(getattr(prim, "outputs", None)):
+        return None
+    bound = {k: (v.value if isinstance(v, gast.Constant) else v) for k, v in op.args.items()}
+    try:
+        return prim.outputs(bound)
+    except Exception:
+        return None
 
 
 def _drop_dead(stmts, result):

@@ -13,12 +13,13 @@ which an outer batching rewrites to ``x.ndim - 1``.
 
 import numpy as np
 
-from s2sad.runtime.domains import real
+from s2sad.runtime.domains import Domain, real, wellcond
 
 from s2sad.runtime.helpers import (broadcast_like, check_grad_output, getitem_t, ones_like_output, own_copy,
                                    stop_gradient, unbroadcast, zero_tangent)
 from s2sad.runtime.batching import (batch_axis, batch_index, batch_shape, batch_transpose_axes, bdot, bdot_ta,
-                                    bdot_tb, bmatmul, bmatmul_tx, bmatmul_ty, shift_axis)
+                                    bdot_tb, bmatmul, bmatmul_tx, bmatmul_ty, back, bsolve, front,
+                                    shift_axis)
 from s2sad.runtime.registry import get, register
 from s2sad.runtime.rules.reductions import expand_reduced
 
@@ -455,3 +456,127 @@ def _(x, i=-1):
 def _(g, x, idx):
     i = batch_index(idx)
     return getitem_t(g, x, i)
+
+
+# ------------------------------------------------------------- axes and np.linalg
+# The axis arguments of a per-example call are shifted past the batch axis; np.linalg
+# broadcasts over leading axes, so its functions see the batch axis moved to the front
+# (front / back: linear, their own rules), and differentiating the batched code uses the
+# linalg rules, which are written for stacks of matrices.
+
+front_p = register("front", front, spelling="front", params=("x", "k"), defaults={"k": 1}, linear=("x",),
+                   numba=False, doc="batching: the batch axis (axis -k) moved to the front")
+back_p = register("back", back, spelling="back", params=("x", "k"), defaults={"k": 1}, linear=("x",),
+                  numba=False, doc="batching: axis 0 moved to the batch axis (axis -k)")
+front_p.example("front(x)", x=real(3, 2, _B)).example("front(x)", x=real(_B))
+back_p.example("back(x)", x=real(_B, 3, 2)).example("back(x)", x=real(_B))
+
+
+@front_p.defjvp
+def _(x, x_dot, k=1):
+    return front(x_dot, k)
+
+
+@front_p.deftranspose("x")
+def _(ct, x, k=1):
+    return back(ct, k)
+
+
+@front_p.defbatch(arrays=("x",))
+def _(x, k=1):
+    return front(x, k + 1)
+
+
+@back_p.defjvp
+def _(x, x_dot, k=1):
+    return back(x_dot, k)
+
+
+@back_p.deftranspose("x")
+def _(ct, x, k=1):
+    return front(ct, k)
+
+
+@back_p.defbatch(arrays=("x",))
+def _(x, k=1):
+    return back(x, k + 1)
+
+
+def _stacked_wellcond(n):
+    return Domain(lambda rng, c: np.stack([wellcond(n)(rng, c) for _ in range(_B)], axis=-1),
+                  f"wellcond({n}) x {_B}")
+
+
+bsolve_p = register("bsolve", bsolve, spelling="bsolve", params=("a", "b", "nb"), defaults={"nb": 1},
+                    linear=("b",), numba=False,
+                    doc="batching: np.linalg.solve per example (a 1-d b is a vector)")
+bsolve_p.example("bsolve(a, b)", a=_stacked_wellcond(3), b=real(3, _B)) \
+    .example("bsolve(a, b)", a=_stacked_wellcond(3), b=real(3, 2, _B)) \
+    .example("bsolve(a, b)", a=_stacked_wellcond(2), b=real(2, 1))
+
+
+@bsolve_p.defjvp
+def _(out, a, b, a_dot, b_dot, nb=1):
+    return bsolve(a, b_dot - bmatmul(a_dot, out, nb), nb)
+
+
+@bsolve_p.deftranspose("b")
+def _(ct, a, b, nb=1):
+    return unbroadcast(bsolve(np.swapaxes(a, -1 - nb, -2 - nb), ct, nb), b)
+
+
+@bsolve_p.defbatch(arrays=("a", "b"))
+def _(a, b, nb=1):
+    return bsolve(a, b, nb + 1)
+
+
+@get("linalg.solve").defbatch(arrays=("a", "b"))
+def _(a, b):
+    return bsolve(a, b)
+
+
+@get("linalg.inv").defbatch(arrays=("a",))
+def _(a):
+    return back(np.linalg.inv(front(a)))
+
+
+@get("linalg.det").defbatch(arrays=("a",))
+def _(a):
+    return back(np.linalg.det(front(a)))
+
+
+@get("linalg.cholesky").defbatch(arrays=("a",))
+def _(a):
+    return back(np.linalg.cholesky(front(a)))
+
+
+@get("linalg.matrix_power").defbatch(arrays=("a",))
+def _(a, n):
+    return back(np.linalg.matrix_power(front(a), n))
+
+
+@get("linalg.slogdet").defbatch(arrays=("a",))
+def _(a):
+    sign, logdet = np.linalg.slogdet(front(a))
+    return (back(sign), back(logdet))
+
+
+@get("linalg.eigh").defbatch(arrays=("a",))
+def _(a, UPLO="L"):
+    w, v = np.linalg.eigh(front(a), UPLO)
+    return (back(w), back(v))
+
+
+@get("expand_dims").defbatch(arrays=("a",))
+def _(a, axis):
+    return np.expand_dims(a, shift_axis(axis))
+
+
+@get("moveaxis").defbatch(arrays=("a",))
+def _(a, source, destination):
+    return np.moveaxis(a, shift_axis(source), shift_axis(destination))
+
+
+@get("swapaxes").defbatch(arrays=("a",))
+def _(a, axis1, axis2):
+    return np.swapaxes(a, shift_axis(axis1), shift_axis(axis2))

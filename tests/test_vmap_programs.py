@@ -121,3 +121,32 @@ def test_linalg_is_vectorised_and_differentiable_both_ways():
     J = ad.jacfwd(ad.vmap(linalg_mix))(A, b)
     for i in range(4):
         np.testing.assert_allclose(J[i, i], g(A[i], b[i])[0], rtol=1e-9, atol=1e-12)
+
+
+C23 = np.array([[0.5, -1.0, 0.25], [1.5, 0.75, -0.5]])
+C32 = np.array([[0.3, -0.6], [1.2, 0.9], [-0.4, 0.8]])
+
+
+def returns_early_per_example(x, y):
+    if np.max(y * np.array([0.7, -1.3])) < (0.25 + x[2]):
+        return {'p': ((y * C23) * x) / 2.0, 'q': (np.sum(x) * C32) - (y * C32)}
+    return {'p': (x * C23) / (2.0 + np.cos(0.3)),
+            'q': (np.sum(x) * C32) - (np.minimum(np.sum(x) * C32, y * C32) / 2.0)}
+
+
+def sum_sin_of_returns_early(x, y):
+    r = returns_early_per_example(x, y)
+    return np.sum(np.sin(r['p'])) + np.sum(np.sin(r['q']))
+
+
+@pytest.mark.parametrize("y", [0.3, -0.8, 1.4])
+def test_per_example_gradient_through_a_return_decided_per_example(y):
+    # found by the vmap fuzz oracle: the helper's early return, decided per example, makes
+    # its forward sweep a loop over the batch whose tapes have another length in each
+    # example (Ragged); the backward sweep must read them example by example (it called
+    # len() on them: TypeError)
+    xs = np.array([[0.2, -0.4, 1.1], [0.9, 0.1, -1.2], [-0.3, 0.5, 0.05]])
+    g = ad.grad(sum_sin_of_returns_early)
+    got = ad.vmap(g, in_axes=(0, None))(xs, y)
+    want = np.stack([g(x, y) for x in xs])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)

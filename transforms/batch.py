@@ -53,9 +53,12 @@ _JUMPS = (gast.Break, gast.Continue, gast.Return, gast.Raise)
 COMMENT = "s2sad: "
 
 
+RAGGED = "ragged"   # a batched_in / batched_out flag: batched, and maybe a Ragged list
+
+
 def batch_callee(callee, batched_in) -> Derived:
     """`callee` batched along the parameters flagged in `batched_in` (cached)."""
-    batched_in = tuple(bool(b) for b in batched_in)
+    batched_in = tuple(RAGGED if b == RAGGED else bool(b) for b in batched_in)
     key = (id(callee), batched_in)
     hit = _BATCHED.get(key)
     if hit is not None and hit[0] is callee:
@@ -145,10 +148,13 @@ class _Analysis:
     """Which variables are batched, which statements run as loops over the batch, and
     which `if` statements become selects."""
 
-    def __init__(self, pas, fdef, batched_params):
+    def __init__(self, pas, fdef, batched_params, ragged_params=()):
         self.p = pas
         self.fdef = fdef
         self.batched = set(batched_params)
+        # lists (or tuples holding them) whose length may differ between examples: they
+        # come out of a loop over the batch as `Ragged` and are read example by example
+        self.ragged = set(ragged_params)
         self.loops = {}       # id(stmt) -> reason: runs as a loop over the batch
         self.selects = set()  # id(If): both branches run, then np.where
         self.call_masks = {}
@@ -166,6 +172,16 @@ class _Analysis:
             if n not in self.batched:
                 self.batched.add(n)
                 self.changed = True
+
+    def mark_ragged(self, names):
+        for n in names:
+            if n not in self.ragged:
+                self.ragged.add(n)
+                self.changed = True
+        self.mark(names)
+
+    def reads_ragged(self, node):
+        return any(n in self.ragged for n in _loads(node))
 
     def loop(self, stmt, reason, loops):
         """Run `stmt` as a loop over the batch (or the loop its jumps leave to)."""
@@ -200,7 +216,15 @@ class _Analysis:
     def visit(self, stmts, loops, ctrl):
         for s in stmts:
             if id(s) in self.loops:
-                self.mark(_written(s))
+                written = _written(s)
+                self.mark(written)
+                # a list the loop fills may have another length in each example
+                self.mark_ragged([n for n in written if n in self.p.lists or n in self.p.opaque])
+                continue
+            if not isinstance(s, (gast.Break, gast.Continue, gast.Pass)) and self.reads_ragged(
+                    s if not isinstance(s, (gast.If, gast.While, gast.For)) else
+                    (s.test if not isinstance(s, gast.For) else s.iter)):
+                self.loop(s, "a list whose length differs between examples", loops)
                 continue
             if isinstance(s, gast.Assign):
                 self.assign(s, ctrl)
@@ -254,16 +278,21 @@ class _Analysis:
             return
         op = self.p.classify(s)
         if op.kind == "call":
-            mask = tuple(isinstance(a, gast.Name) and a.id in self.batched for a in op.call_args)
+            mask = self.call_mask(op)
             self.call_masks[id(s)] = mask
             if any(mask):
                 flags = self.p.callee_outputs(op.callee, mask)
                 self.mark([n for n, f in zip(outs, flags) if f])
+                self.mark_ragged([n for n, f in zip(outs, flags) if f == RAGGED])
             return
         if op.prim.name in META:
             return
         if any(n in self.batched for a in op.args.values() for n in _value_loads(a)):
             self.mark(outs)
+
+    def call_mask(self, op):
+        return tuple((RAGGED if a.id in self.ragged else a.id in self.batched)
+                     if isinstance(a, gast.Name) else False for a in op.call_args)
 
     def expr(self, s, ctrl):
         v = s.value
@@ -278,7 +307,7 @@ class _Analysis:
             except KeyError:
                 return
             if op.kind == "call":
-                mask = tuple(isinstance(a, gast.Name) and a.id in self.batched for a in op.call_args)
+                mask = self.call_mask(op)
                 self.call_masks[id(s)] = mask
                 if any(mask):
                     self.p.callee_outputs(op.callee, mask)
@@ -324,9 +353,6 @@ class _BatchPass:
         self.params = params
         batched_params = [p for p, b in zip(params, self.batched_in) if b]
         self.first_batched = batched_params[0] if batched_params else None
-        self.an = _Analysis(self, src, batched_params)
-        self.an.run()
-        self.b = self.an.batched
         self.lists = set(getattr(c, "list_params", ()))
         for n in gast.walk(src):
             if isinstance(n, gast.Assign) and isinstance(n.targets[0], gast.Name) and self.is_list(n):
@@ -335,6 +361,11 @@ class _BatchPass:
                     and n.func.attr == "append" and isinstance(n.func.value, gast.Name):
                 self.lists.add(n.func.value.id)
         self.opaque = _opaque(src, params, self.lists, self.ns)
+        self.an = _Analysis(self, src, batched_params,
+                            [p for p, b in zip(params, self.batched_in) if b == RAGGED])
+        self.an.run()
+        self.b = self.an.batched
+        self.ragged = self.an.ragged
         self.read_anywhere = {}
         for n in gast.walk(src):
             if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load):
@@ -349,6 +380,7 @@ class _BatchPass:
             # the whole function as one loop over the batch
             outs = self._return_names(ret)
             self.b |= set(outs) | _written(gast.Module(body=body, type_ignores=[]))
+            self.ragged |= {n for n in outs if n in self.lists or n in self.opaque}
             stmts = self.loop_over_batch(body, self.an.whole, outs)
         else:
             for p, flag in zip(params, self.batched_in):
@@ -388,12 +420,13 @@ class _BatchPass:
         everything = getattr(d, "all_batched_out", False)
         pre, flags, new = [], [], []
         for a in atoms:
+            ragged = any(n in self.ragged for n in _loads(a))
             if everything or (isinstance(a, gast.Tuple) and self.is_b(a)):
                 new.append(self.full_tree(a, pre))
-                flags.append(True)
+                flags.append(RAGGED if ragged else True)
             else:
                 new.append(a)
-                flags.append(isinstance(a, gast.Name) and a.id in self.b)
+                flags.append(RAGGED if ragged else isinstance(a, gast.Name) and a.id in self.b)
         d.batched_out = tuple(flags)
         if isinstance(ret.value, gast.Tuple) and len(atoms) == len(ret.value.elts):
             value = ir.tuple_(new)
@@ -411,9 +444,14 @@ class _BatchPass:
         return self.full(atom, out)
 
     def _return_names(self, ret):
+        """The variables a return statement reads (in nested tuples too), once each."""
         if ret is None:
             return []
-        return [a.id for a in _return_atoms(ret, count_leaves(self.c.out_skel)) if isinstance(a, gast.Name)]
+        out = []
+        for n in _loads(ret.value):
+            if n not in out and n not in self.ns:
+                out.append(n)
+        return out
 
     # --------------------------------------------------------------- values
     def batch_size_name(self):

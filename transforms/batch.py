@@ -90,6 +90,14 @@ def _loads(node):
     return [n.id for n in gast.walk(node) if isinstance(n, gast.Name) and isinstance(n.ctx, gast.Load)]
 
 
+def _may_raise(prim):
+    """Whether a primitive may raise, or change a value in place, for some values: an `if`
+    whose branches call it cannot run both branches for every example."""
+    n = prim.name
+    return n.startswith(("linalg.", "scipy.")) or n in (
+        "bsolve", "method.pop", "getitem", "getitem_t", "take", "take_along", "check_grad_output")
+
+
 def _value_loads(node):
     """The variables whose values `node` reads: not those it only takes the length of
     (``len(x)`` is the length of every example, batched or not)."""
@@ -783,7 +791,8 @@ class _BatchPass:
                 except KeyError:
                     return "an `if` on a batched value whose branches are not plain assignments"
                 if op.kind != "prim" or not (op.prim.elementwise or op.prim.name in ("copy", "tuple")
-                                             or op.prim.name in META):
+                                             or op.prim.name in META
+                                             or (op.prim.batch is not None and not _may_raise(op.prim))):
                     return "an `if` on a batched value whose branches are not plain assignments"
                 if op.prim.name in ("div", "floordiv", "mod", "pow"):
                     # a Python number may raise (1.0 / 0) in the branch not taken

@@ -53,6 +53,7 @@ _JUMPS = (gast.Break, gast.Continue, gast.Return, gast.Raise)
 COMMENT = "s2sad: "
 
 
+_NO_DEFAULT = object()
 RAGGED = "ragged"   # a batched_in / batched_out flag: batched, and maybe a Ragged list
 
 
@@ -622,6 +623,8 @@ class _BatchPass:
         for u in prim.batch_unless:
             p, _, v = u.partition("=")
             a = op.args.get(p)
+            if a is None and v and repr(prim.defaults.get(p, _NO_DEFAULT)) == v:
+                return False     # the parameter left out: its default is the excluded value
             if a is not None and (not v or not isinstance(a, gast.Constant) or repr(a.value) == v):
                 return False
         pre = []

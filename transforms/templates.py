@@ -63,7 +63,11 @@ class Template:
         self.defaults = {}
         pos = a.posonlyargs + a.args
         for p, d in zip(pos[len(pos) - len(a.defaults):], a.defaults):
-            self.defaults[p.id] = d.value if isinstance(d, gast.Constant) else None
+            if isinstance(d, gast.UnaryOp) and isinstance(d.op, gast.USub) \
+                    and isinstance(d.operand, gast.Constant):
+                self.defaults[p.id] = -d.operand.value   # axis=-1
+            else:
+                self.defaults[p.id] = d.value if isinstance(d, gast.Constant) else None
         self.body = node.body
         self.globals = fn.__globals__
         self.where = f"{cap.filename}:{node.lineno}"
@@ -296,6 +300,8 @@ def _subst(value, env, tpl, zeros):
     for n in gast.walk(value):
         if isinstance(n, gast.Call):
             n.keywords = [k for k in n.keywords if not _is_default(k.value)]
+            if tpl.unpack_results:
+                continue   # batch rules: a positional default is its value (shift_axis(axis))
             if any(_is_default(a) for a in n.args):
                 i = next(i for i, a in enumerate(n.args) if _is_default(a))
                 rest = n.args[i + 1:]

@@ -17,11 +17,13 @@ from s2sad.runtime.domains import Domain, real, wellcond
 
 from s2sad.runtime.helpers import (broadcast_like, check_grad_output, getitem_t, ones_like_output, own_copy,
                                    stop_gradient, unbroadcast, zero_tangent)
+import scipy.special
+
 from s2sad.runtime.batching import (batch_axis, batch_index, batch_shape, batch_transpose_axes, bdot, bdot_ta,
                                     bdot_tb, bmatmul, bmatmul_tx, bmatmul_ty, back, bsolve, front,
                                     shift_axis)
 from s2sad.runtime.registry import get, register
-from s2sad.runtime.rules.reductions import expand_reduced
+from s2sad.runtime.rules.reductions import expand_reduced, rcumsum
 
 # ------------------------------------------------------------------ registration
 for _fn, _name in ((batch_axis, "batch_axis"), (batch_shape, "batch_shape"),
@@ -580,3 +582,116 @@ def _(a, source, destination):
 @get("swapaxes").defbatch(arrays=("a",))
 def _(a, axis1, axis2):
     return np.swapaxes(a, shift_axis(axis1), shift_axis(axis2))
+
+
+# ------------------------------------------------------------- more axis arguments
+
+@get("matmul_tx").defbatch(arrays=("g", "x", "y"), full=("x",))
+def _(g, x, y):
+    return bmatmul_tx(g, x, y)
+
+
+@get("matmul_ty").defbatch(arrays=("g", "x", "y"), full=("y",))
+def _(g, x, y):
+    return bmatmul_ty(g, x, y)
+
+
+@get("std").defbatch(arrays=("a",))
+def _(a, axis=None, ddof=0, keepdims=False):
+    return np.std(a, axis=batch_axis(a.ndim, axis), ddof=ddof, keepdims=keepdims)
+
+
+@get("var").defbatch(arrays=("a",))
+def _(a, axis=None, ddof=0, keepdims=False):
+    return np.var(a, axis=batch_axis(a.ndim, axis), ddof=ddof, keepdims=keepdims)
+
+
+@get("all").defbatch(arrays=("a",))
+def _(a, axis=None, keepdims=False):
+    return np.all(a, axis=batch_axis(a.ndim, axis), keepdims=keepdims)
+
+
+@get("any").defbatch(arrays=("a",))
+def _(a, axis=None, keepdims=False):
+    return np.any(a, axis=batch_axis(a.ndim, axis), keepdims=keepdims)
+
+
+@get("scipy.special.logsumexp").defbatch(arrays=("a",), unless=("b",))
+def _(a, axis=None, b=None, keepdims=False):
+    return scipy.special.logsumexp(a, axis=batch_axis(a.ndim, axis), keepdims=keepdims)
+
+
+@get("flip").defbatch(arrays=("m",))
+def _(m, axis=None):
+    return np.flip(m, axis=batch_axis(m.ndim, axis))
+
+
+@get("cumsum").defbatch(arrays=("a",), unless=("axis=None",))
+def _(a, axis=None):
+    return np.cumsum(a, axis=shift_axis(axis))
+
+
+@get("rcumsum").defbatch(arrays=("g", "like"), full=("g", "like"), unless=("axis=None",))
+def _(g, like, axis=None):
+    return rcumsum(g, like, axis=shift_axis(axis))
+
+
+@get("squeeze").defbatch(arrays=("a",), unless=("axis=None",))
+def _(a, axis=None):
+    return np.squeeze(a, axis=shift_axis(axis))
+
+
+@get("sort").defbatch(arrays=("a",), unless=("axis=None", "kind"))
+def _(a, axis=-1, kind=None):
+    return np.sort(a, axis=shift_axis(axis))
+
+
+@get("argsort").defbatch(arrays=("a",), unless=("axis=None", "kind"))
+def _(a, axis=-1, kind=None):
+    return np.argsort(a, axis=shift_axis(axis))
+
+
+@get("argmax").defbatch(arrays=("a",), unless=("axis=None",))
+def _(a, axis=None, keepdims=False):
+    return np.argmax(a, axis=shift_axis(axis), keepdims=keepdims)
+
+
+@get("argmin").defbatch(arrays=("a",), unless=("axis=None",))
+def _(a, axis=None, keepdims=False):
+    return np.argmin(a, axis=shift_axis(axis), keepdims=keepdims)
+
+
+@get("roll").defbatch(arrays=("a",), unless=("axis=None",))
+def _(a, shift, axis=None):
+    return np.roll(a, shift, axis=shift_axis(axis))
+
+
+@get("ravel").defbatch(arrays=("a",), unless=("order",))
+def _(a, order="C", B=None):
+    return np.reshape(a, (-1, B))
+
+
+@get("trace").defbatch(arrays=("a",), unless=("dtype",))
+def _(a, offset=0, axis1=0, axis2=1, dtype=None):
+    return np.trace(a, offset=offset, axis1=shift_axis(axis1), axis2=shift_axis(axis2))
+
+
+@get("diagonal").defbatch(arrays=("a",))
+def _(a, offset=0, axis1=0, axis2=1):
+    # NumPy puts the diagonal last: the batch axis goes back after it
+    return np.moveaxis(np.diagonal(a, offset=offset, axis1=shift_axis(axis1), axis2=shift_axis(axis2)), -1, -2)
+
+
+@get("outer").defbatch(arrays=("a", "b"))
+def _(a, b):
+    return np.reshape(a, (-1, 1, a.shape[-1])) * np.reshape(b, (1, -1, b.shape[-1]))
+
+
+@get("vdot").defbatch(arrays=("a", "b"))
+def _(a, b):
+    return np.sum(np.conj(np.reshape(a, (-1, a.shape[-1]))) * np.reshape(b, (-1, b.shape[-1])), axis=0)
+
+
+@get("broadcast_to").defbatch(arrays=("array",))
+def _(array, shape):
+    return np.broadcast_to(array, batch_shape(shape, array.shape[-1]))

@@ -55,11 +55,6 @@ def stack_assigned(items):
     return np.stack([zero if v is None else np.asarray(v) for v in items], axis=-1)
 
 
-def example_items(items, i):
-    """Example `i` of a batched runtime list (a new list: the example's code may change it)."""
-    return [v[..., i] for v in items]
-
-
 class Ragged:
     """Per-example runtime lists of different lengths (the tape of a loop whose trip count
     depends on the example): kept as they are, and read only by code that runs once per

@@ -11,15 +11,22 @@ A batched value holds one per-example value per batch element along its *last* a
   arguments that carry a trailing batch axis;
 - a call of a generated function calls its batched version (batched for the arguments
   that are);
-- an ``if`` on a batched value whose branches are plain assignments runs both branches
-  and selects (``np.where``); any other statement whose control depends on a batched
+- an ``if`` on a batched value whose branches are assignments of pure primitives runs
+  both branches and selects (``np.where``); any other statement whose control depends on a batched
   value (``while``, ``for`` over a batched range, an ``if`` with jumps or calls, a
   ``try``), and a primitive without a batch rule, runs as a loop over the batch, and
   the generated source says so in a comment.
 
 A variable is batched when a value assigned to it depends on a batched input, through
 data or through control (flow-insensitive, like activity analysis); an unbatched value
-assigned to a batched variable is broadcast along the batch (`with_batch`).
+assigned to a batched variable is broadcast along the batch (`with_batch`). A tuple
+returned inside the returned one (the residuals of a forward sweep) is batched whole.
+A list that a loop over the batch fills may have another length in each example: it is
+stacked as a `Ragged` value and flagged RAGGED (through calls and returns too), and every
+statement that reads it runs as a loop over the batch.
+
+A batched custom_jvp / custom_vjp function is its primal code batched: differentiating it
+again is refused (jvp.py), since the rule would be lost; vmap(grad(f)) keeps the rule.
 
 The result is a `Derived` callee ``f_vmap(*params)`` over the same arguments, batched
 ones with their batch axis last, returning the outputs, batched ones with their batch

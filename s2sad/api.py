@@ -409,14 +409,8 @@ def _leaf_axes(in_axes, args, skels, fun=None):
     axes, where = [], []
     for i, (a, s, ax) in enumerate(zip(args, skels, per_arg)):
         leaves = pipeline.leaves_of(a, s)
-        sub = [ax] * len(leaves)
-        if not isinstance(ax, (int, type(None))) or isinstance(ax, bool):
-            # a pytree prefix: one entry per leaf of this argument
-            ax_skel = pipeline.skeleton_of(ax)
-            if ax_skel != s:
-                raise ValueError(f"vmap in_axes specification for argument {i} must match the "
-                                 f"structure of the argument")
-            sub = pipeline.leaves_of(ax, ax_skel)
+        sub = []
+        pipeline.axes_of_prefix(s, ax, sub, f"argument {i}")   # ax: a tree prefix of the argument
         for j, (leaf, lax) in enumerate(zip(leaves, sub)):
             if lax is not None:
                 nd = np.ndim(leaf)
@@ -459,11 +453,7 @@ class Batched(Transformed):
     def specialize(self, skels):
         axes = getattr(self, "_axes", None)
         if axes is None or len(axes) != sum(count_leaves(s) for s in skels):
-            per_arg = _axes_per_arg(self.options["in_axes"], len(skels))
-            axes = []
-            for s, ax in zip(skels, per_arg):
-                axes.extend([ax] * count_leaves(s))
-            axes = tuple(axes)
+            axes = tuple(pipeline.vmap_leaf_axes(skels, self.options["in_axes"]))
         key = (tuple(skels), axes)
         hit = self._specs.get(key)
         if hit is not None and pipeline.deps_valid(hit[1]):

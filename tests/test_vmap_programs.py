@@ -150,3 +150,24 @@ def test_per_example_gradient_through_a_return_decided_per_example(y):
     got = ad.vmap(g, in_axes=(0, None))(xs, y)
     want = np.stack([g(x, y) for x in xs])
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def params_dot(p, x):
+    return np.sum(p["w"] * x) + p["b"][0] * np.sum(p["b"][1])
+
+
+def test_in_axes_is_a_tree_prefix_of_the_arguments():
+    p = {"w": np.ones(3), "b": (2.0, np.arange(3.0))}
+    X = np.arange(12.0).reshape(4, 3)
+    # None for a whole dict; then None / 0 for its entries (an int or None stands for its
+    # subtree, as in JAX)
+    np.testing.assert_allclose(ad.vmap(params_dot, in_axes=(None, 0))(p, X),
+                               [params_dot(p, x) for x in X], rtol=1e-12)
+    q = {"w": np.ones(3), "b": (2.0, X)}
+    np.testing.assert_allclose(ad.vmap(params_dot, in_axes=({"w": None, "b": (None, 0)}, 0))(q, X),
+                               [params_dot({"w": np.ones(3), "b": (2.0, x)}, x) for x in X], rtol=1e-12)
+    with pytest.raises(ValueError, match="tree prefix.*argument 0"):
+        ad.vmap(params_dot, in_axes=({"w": None}, 0))(p, X)
+    # inside a differentiated function too: d/dw sum_i w . x_i = sum_i x_i
+    g = ad.grad(lambda p, X: np.sum(ad.vmap(params_dot, in_axes=(None, 0))(p, X)))
+    np.testing.assert_allclose(g(p, X)["w"], X.sum(axis=0), rtol=1e-12)

@@ -732,14 +732,27 @@ def vmap_leaf_axes(arg_skels, in_axes):
     if len(per_arg) != len(arg_skels):
         raise TypeError(f"vmap in_axes has {len(per_arg)} entries for {len(arg_skels)} arguments")
     axes = []
-    for skel, ax in zip(arg_skels, per_arg):
-        if ax is None or (isinstance(ax, int) and not isinstance(ax, bool)):
-            axes.extend([ax] * count_leaves(skel))
-        else:
-            if skeleton_of(ax) != skel:
-                raise TypeError("vmap in_axes must have the structure of its argument")
-            axes.extend(leaves_of(ax, skel))
+    for i, (skel, ax) in enumerate(zip(arg_skels, per_arg)):
+        axes_of_prefix(skel, ax, axes, f"argument {i}")
     return axes
+
+
+def axes_of_prefix(skel, ax, out, where="the argument"):
+    """Append the batch axis of every leaf of a value laid out as `skel`, from `ax`, a tree
+    prefix of it (as in JAX: an int or None stands for its whole subtree)."""
+    if ax is None or (isinstance(ax, int) and not isinstance(ax, bool)):
+        out.extend([ax] * count_leaves(skel))
+        return
+    if isinstance(skel, STup) and isinstance(ax, (tuple, list)) and len(ax) == len(skel.items):
+        for k, (s, a) in enumerate(zip(skel.items, ax)):
+            axes_of_prefix(s, a, out, f"{where}[{k}]")
+        return
+    if isinstance(skel, SDict) and isinstance(ax, dict) and set(ax) == set(skel.keys):
+        for k, s in zip(skel.keys, skel.items):
+            axes_of_prefix(s, ax[k], out, f"{where}[{k!r}]")
+        return
+    raise ValueError(f"vmap in_axes specification must be a tree prefix of the corresponding "
+                     f"value: {ax!r} does not match the structure of {where}")
 
 
 def vmap_callee(spec, leaf_axes, out_axes=0, name=None):

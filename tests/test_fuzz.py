@@ -4,7 +4,8 @@ Programs are random NumPy functions written as source (tests/fuzz_programs.py); 
 checked by every oracle: jvp vs finite differences, linearize vs jvp, vjp vs jvp (dot
 product identity), jacfwd vs jacrev, grad vs jacrev vs jacfwd vs vjp, hessian symmetry and
 four Hessian-vector products, v^T H v vs second differences, ad.source deterministic and
-re-executable.  Unsupported Python must raise TransformError naming the file and line.
+re-executable; and, on a sample of its own, vmap of the program and of its gradient vs a
+loop over the batch.  Unsupported Python must raise TransformError naming the file and line.
 
 A failure is shrunk by hypothesis and printed as the program's source (the assertion
 message reads back with `fuzz_programs.program_from_text`).  Failures of bugs already known
@@ -44,6 +45,16 @@ def unknown_failures(out):
 @given(FP.programs(), st.integers(0, 2 ** 16))
 def test_random_programs_every_oracle(prog, input_seed):
     out = FP.check(prog, input_seed)
+    bad = unknown_failures(out)
+    assert not bad, "\n" + FP.describe(prog, bad[0], out.input_seed)
+
+
+# the vmap oracle (vmap of core and of grad(f) vs a loop over three examples) on its own
+# programs: 30 programs, 15 s measured with both cores busy
+@settings(max_examples=int(os.environ.get("S2SAD_FUZZ_VMAP_EXAMPLES", "30")), **COMMON)
+@given(FP.programs(), st.integers(0, 2 ** 16))
+def test_random_programs_under_vmap(prog, input_seed):
+    out = FP.check(prog, input_seed, oracles=FP.VMAP_ORACLES)
     bad = unknown_failures(out)
     assert not bad, "\n" + FP.describe(prog, bad[0], out.input_seed)
 
@@ -100,6 +111,20 @@ def test_oracles_catch_a_wrong_derivative():
     prog = FP.Program(WRONG_RULE, ((3,), ()), None, ("array", (3,)), frozenset(), ("x", "y"))
     out = FP.check(prog, 0, oracles=("jvp",))
     assert out.status == "mismatch" and out.oracle == "jvp vs finite differences", out
+
+
+def test_the_vmap_oracle_catches_a_wrong_batch(monkeypatch):
+    """A vmap that answers every example with the first one's result must be caught."""
+    def first_example_only(fn, in_axes=0, out_axes=0):
+        def batched(*args):
+            one = [a[0] if ax == 0 else a for a, ax in zip(args, in_axes)]
+            out = fn(*one)
+            return ad.tree_util.tree_map(lambda o: np.stack([np.asarray(o)] * 3), out)
+        return batched
+    monkeypatch.setattr(FP.ad, "vmap", first_example_only)
+    prog = FP.Program(WRONG_RULE, ((3,), ()), None, ("array", (3,)), frozenset(), ("x", "y"))
+    out = FP.check(prog, 0, oracles=FP.VMAP_ORACLES)
+    assert out.status == "mismatch" and "vmap" in out.oracle, out
 
 
 BRANCHY = '''

@@ -119,3 +119,24 @@ def test_a_constant_output_has_zero_derivatives_in_every_transform():
     np.testing.assert_array_equal(ad.linearize(_returns_a_constant, 1.0)[1](1.0), np.zeros(3))
     assert ad.vjp(_returns_a_constant, 1.0)[1](np.ones(3)) == (0.0,)
     assert ad.grad(lambda x: 2.5)(1.0) == 0.0
+
+
+def test_a_tangent_nested_in_a_linear_statement_is_an_internal_error_not_a_zero():
+    """Linearize sees atoms only: a tangent inside a nested call would be taken for a
+    constant and its cotangent dropped (a zero gradient).  User code is flattened by
+    normalization; code that passes or rule templates emit is guarded."""
+    import gast
+    from s2sad.transforms.linearize import Linearizer
+
+    lin = Linearizer.__new__(Linearizer)   # only the set of linear names is needed
+    lin.linear = {"x_dot", "z_dot"}
+
+    nested = gast.parse("y_dot = own_copy(broadcast_like(x_dot, y))").body[0]
+    with pytest.raises(AssertionError, match=r"internal error.*own_copy\(broadcast_like\(x_dot, y\)\)"):
+        lin._check_flat(nested, nested.value.args[0])
+    for text in ("y_dot = own_copy(x_dot)", "y_dot = np.stack([x_dot, z_dot])",
+                 "y_dot = broadcast_like(x_dot, np.ones(3))",
+                 "y_dot = np.array(((x_dot, zeros), (zeros_1, z_dot)))"):
+        flat = gast.parse(text).body[0]
+        for a in flat.value.args:
+            lin._check_flat(flat, a)

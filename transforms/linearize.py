@@ -27,6 +27,7 @@ linear program (see `vjp.split`).
 
 from __future__ import annotations
 
+import ast
 
 import gast
 
@@ -254,12 +255,18 @@ class Linearizer:
         if isinstance(t, gast.Subscript):
             if any(n in self.linear for n in loads(t.slice)):
                 raise self.error("an index depends on a tangent value")
+            self._check_flat(s, s.value)
             return
         op = ops.classify(s.value, self.ns)
         if op.kind != "prim":
+            for a in op.call_args:
+                self._check_flat(s, a)
             return
         prim = op.prim
         lin = [p for p, a in op.args.items() if any(n in self.linear for n in loads(a))]
+        for p in lin:
+            if p in prim.linear:
+                self._check_flat(s, op.args[p])
         if not lin:
             return  # a zero (or constant) definition of a linear variable
         bad = [p for p in lin if p not in prim.linear]
@@ -272,6 +279,21 @@ class Linearizer:
             raise self.error(f"in {self._where()}: {prim.label()} of two tangent values is not linear",
                              hint="a JVP rule (custom_jvp) must return a tangent that is linear "
                                   "in the input tangents")
+
+    def _check_flat(self, s, arg):
+        """A tangent must reach a linear statement as a name (or a list/tuple of names): the
+        classification above and the transpose see only atoms, so a tangent inside a nested
+        call would be taken for a constant and its cotangent dropped.  Normalization makes
+        user code flat; this guards the rule templates and passes that emit linear code."""
+        if isinstance(arg, gast.Starred):
+            arg = arg.value
+        if isinstance(arg, (gast.List, gast.Tuple)):
+            for a in arg.elts:
+                self._check_flat(s, a)
+        elif not isinstance(arg, (gast.Name, gast.Constant)) and any(n in self.linear for n in loads(arg)):
+            raise AssertionError(
+                f"s2sad internal error: a tangent is nested inside an expression in the linear "
+                f"statement `{ast.unparse(gast.gast_to_ast(s)).strip()}` (generated code must be flat); please report it")
 
     def _where(self):
         """The user function whose tangent code this is (a custom_jvp rule, usually)."""

@@ -7,7 +7,7 @@ import pytest
 import s2sad as ad
 
 import programs as P
-from test_jvp_programs import CASES, finite_difference, zero_like
+from test_jvp_programs import CASES, finite_difference
 
 rng = np.random.default_rng(11)
 

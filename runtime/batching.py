@@ -80,7 +80,10 @@ def stack_lists(items):
 
 def example(x, i):
     """Example `i` of a batched value of any kind: an array's last axis, each item of a
-    list or tuple (a new list: the example's code may change it)."""
+    list or tuple (a new list: the example's code may change it); None (a variable no
+    example has assigned yet) stays None."""
+    if x is None:
+        return None
     if isinstance(x, Ragged):
         return list(x.examples[i])
     if type(x) is list:
@@ -88,6 +91,17 @@ def example(x, i):
     if type(x) is tuple:
         return tuple(example(v, i) for v in x)
     return x[..., i]
+
+
+def select_assigned(test, a, b):
+    """`np.where(test, a, b)` where one side may be None: a variable that no example has
+    assigned yet; the examples that take that side do not read it before they assign it,
+    so they get the other side's value."""
+    if a is None:
+        a = b
+    elif b is None:
+        b = a
+    return np.where(test, a, b)
 
 
 def stack_examples(items):

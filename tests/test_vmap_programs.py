@@ -152,6 +152,28 @@ def test_per_example_gradient_through_a_return_decided_per_example(y):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 
 
+def returns_early_under_an_unbatched_test(x, y):
+    if y > 0.0:                 # unbatched: `result` is assigned on this path only
+        if x[0] < 1.5:          # batched
+            return 0.3 + y * x[1]
+    return np.sum(x) * y
+
+
+@pytest.mark.parametrize("y", [0.7, -0.7])
+def test_a_return_decided_per_example_under_an_unbatched_test(y):
+    # found by the vmap fuzz oracle (campaign seed 903): the select of the final return read
+    # the result of the inner return on the path where the unbatched test was false and no
+    # example had assigned it (UnboundLocalError)
+    xs = np.array([[1.0, 2.0], [2.0, 0.5], [0.5, 1.0]])
+    f = returns_early_under_an_unbatched_test
+    inner = (y > 0) & (xs[:, 0] < 1.5)
+    want = np.where(inner, 0.3 + y * xs[:, 1], xs.sum(axis=1) * y)
+    np.testing.assert_allclose(ad.vmap(f, in_axes=(0, None))(xs, y), want, rtol=1e-14)
+    want_grad = np.where(inner[:, None], np.stack([np.zeros(3), np.full(3, y)], axis=1),
+                         np.full((3, 2), y))
+    np.testing.assert_allclose(ad.vmap(ad.grad(f), in_axes=(0, None))(xs, y), want_grad, rtol=1e-14)
+
+
 def params_dot(p, x):
     return np.sum(p["w"] * x) + p["b"][0] * np.sum(p["b"][1])
 

@@ -390,7 +390,9 @@ class _BatchPass:
         ret = body[-1] if body and isinstance(body[-1], gast.Return) else None
         if ret is not None:
             body = body[:-1]
-        self.defined = set(params)
+        self.defined = set(params)   # assigned on some path so far
+        self.sure = set(params)      # assigned on every path so far
+        self.unassigned = set()      # read by batch code where they may be unassigned: None at entry
         entry = []
         if self.an.whole is not None:
             # the whole function as one loop over the batch
@@ -403,6 +405,8 @@ class _BatchPass:
                 if not flag and p in self.b:
                     entry.append(ir.assign(p, self.broadcast(ir.name(p), p in getattr(c, "list_params", ())), src))
             stmts = self.block(body)
+            # (None: "this example never assigned it", as a loop over the batch writes it)
+            entry.extend(ir.assign(n, ir.const(None), src) for n in sorted(self.unassigned))
         final = self.returned(ret, d) if ret is not None else []
         if self.size is not None:
             # (a batched tuple or list may hold no array: the next batched argument tells)
@@ -534,30 +538,50 @@ class _BatchPass:
         if reason is not None:
             outs = sorted(n for n in _written(s) if self.used_outside(n, s))
             out.extend(self.loop_over_batch([s], reason, outs))
+            self.sure.update(_written(s))
             return
+        before = set(self.sure)
         if isinstance(s, gast.Assign):
             self.assign(s, out)
+            self.sure.update(_written(s))
         elif isinstance(s, gast.Expr):
             self.expr_stmt(s, out)
         elif isinstance(s, gast.If):
             if id(s) in self.an.selects:
-                self.select(s, out)
+                self.select(s, out)   # assigns every name of either branch, for every example
+                self.sure.update(_written(s))
             else:
-                out.append(ir.copy_loc(gast.If(test=s.test, body=self.block(s.body),
-                                               orelse=self.block(s.orelse)), s))
+                body = self.block(s.body)
+                after_body, self.sure = self.sure, set(before)
+                orelse = self.block(s.orelse)
+                self.sure = before | (after_body & self.sure)
+                out.append(ir.copy_loc(gast.If(test=s.test, body=body, orelse=orelse), s))
         elif isinstance(s, gast.For):
             self.defined.update(_stores(s.target))
             out.append(ir.copy_loc(gast.For(target=s.target, iter=s.iter, body=self.block(s.body),
                                             orelse=[], type_comment=None), s))
+            self.sure = before   # the body may not run
         elif isinstance(s, gast.While):
             out.append(ir.copy_loc(gast.While(test=s.test, body=self.block(s.body), orelse=[]), s))
+            self.sure = before
         elif isinstance(s, gast.Try):
+            body = self.block(s.body)
+            self.sure = set(before)
             handlers = [ir.copy_loc(gast.ExceptHandler(type=h.type, name=h.name, body=self.block(h.body)), h)
                         for h in s.handlers]
-            out.append(ir.copy_loc(gast.Try(body=self.block(s.body), handlers=handlers, orelse=[],
+            out.append(ir.copy_loc(gast.Try(body=body, handlers=handlers, orelse=[],
                                             finalbody=[]), s))
+            self.sure = before   # the body may stop anywhere
         else:
             out.append(s)
+
+    def maybe_unassigned(self, n):
+        """`n` is assigned on some paths to here but not on all: code that reads it for
+        the whole batch (a select, a loop over the batch) finds None where it is not."""
+        if n in self.defined and n not in self.sure and n not in self.params:
+            self.unassigned.add(n)
+            return True
+        return False
 
     def used_outside(self, name, stmt):
         inside = {id(n) for n in gast.walk(stmt)}
@@ -833,6 +857,14 @@ class _BatchPass:
                 continue
             a = then_names.get(n)
             b = else_names.get(n)
+            if (a is None or b is None) and n in self.b and self.maybe_unassigned(n):
+                # the examples that never assigned `n` take the branch's value (they do not
+                # read `n` before they assign it)
+                self.ns["select_assigned"] = batching.select_assigned
+                new = self.expand(ir.name(a or b), out)
+                args = [ir.clone(test), new, ir.name(n)] if a else [ir.clone(test), ir.name(n), new]
+                out.append(ir.assign(n, ir.call(ir.name("select_assigned"), args), s))
+                continue
             if a is None or b is None:
                 other = n if n in self.defined else (a or b)
                 a, b = a or other, b or other
@@ -863,7 +895,7 @@ class _BatchPass:
             if n in reads or n in self.defined:
                 if n not in self.defined and n not in self.params:
                     continue
-                if n in self.lists or n in self.opaque:
+                if n in self.lists or n in self.opaque or self.maybe_unassigned(n):
                     self.ns["example"] = batching.example
                     value = ir.call(ir.name("example"), [ir.name(n), ir.name(i)])
                 else:
@@ -873,9 +905,10 @@ class _BatchPass:
         # an output the statements may leave unassigned (and that was not defined before
         # them) is None for those examples; `stack_assigned` fills it in for them (the
         # program assigns it before it reads it there)
-        maybe = [n for n in outs if n not in self.defined and n not in self.params]
+        maybe = [n for n in outs if n not in self.sure and n not in self.params]
         for n in maybe:
-            head.append(ir.assign(local.get(n, n), ir.const(None), stmts[0]))
+            if n not in self.defined:
+                head.append(ir.assign(local.get(n, n), ir.const(None), stmts[0]))
         tail = [ir.expr_stmt(ir.call(ir.attr(ir.name(lists[n]), "append"), [ir.name(local.get(n, n))]), stmts[0])
                 for n in outs]
         loop = ir.copy_loc(gast.For(target=ir.store(i), iter=ir.call(ir.name("range"), [ir.name(size)]),

@@ -1826,26 +1826,34 @@ VMAP_FACTORS = (1.0, 0.9, 1.1)
 
 
 def _o_vmap(c: Case):
-    """vmap vs a loop over a batch of three examples (the first argument scaled, the others
-    unbatched): of core, and of grad(f) (per-example gradients)."""
+    """vmap vs a loop over a batch of three examples, of core and of grad(f) (per-example
+    gradients): with the first argument batched (scaled per example, the others unbatched),
+    and with every float argument batched (each scaled by another factor per example)."""
     base = c.args
-    examples = []
-    for k in VMAP_FACTORS:
-        a = c.with_args(base)
-        a[0] = a[0] * k
-        examples.append(a)
-    in_axes = (0,) + (None,) * (len(base) - 1)
-    batched = [np.stack([np.asarray(e[0]) for e in examples])] + c.with_args(base[1:])
+    configs = [("in_axes=(0, None, ...)", (0,))]
+    if c.nf > 1:
+        configs.append(("every float argument batched", tuple(range(c.nf))))
     stack = lambda *xs: np.stack([np.asarray(x) for x in xs])  # noqa: E731
-    for name, fn in (("core", c.mod.core), ("grad(f)", ad.grad(c.mod.f))):
-        try:
-            wants = [fn(*c.with_args(e)) for e in examples]
-        except Exception:
-            return   # an example outside the program's domain: nothing to compare
-        want = ad.tree_util.tree_map(stack, *wants)
-        got = ad.vmap(fn, in_axes=in_axes)(*[x.copy() if isinstance(x, np.ndarray) else x
-                                             for x in batched])
-        assert_close(f"vmap({name}) vs a loop", got, want, 1e-9, what=f"vmap({name})")
+    for label, which in configs:
+        examples = []
+        for e in range(len(VMAP_FACTORS)):
+            a = c.with_args(base)
+            for j in which:
+                a[j] = a[j] * VMAP_FACTORS[(e + j) % len(VMAP_FACTORS)]
+            examples.append(a)
+        in_axes = tuple(0 if j in which else None for j in range(len(base)))
+        batched = [stack(*[e[j] for e in examples]) if j in which else x
+                   for j, x in enumerate(c.with_args(base))]
+        for name, fn in (("core", c.mod.core), ("grad(f)", ad.grad(c.mod.f))):
+            try:
+                wants = [fn(*c.with_args(e)) for e in examples]
+            except Exception:
+                return   # an example outside the program's domain: nothing to compare
+            want = ad.tree_util.tree_map(stack, *wants)
+            got = ad.vmap(fn, in_axes=in_axes)(*[x.copy() if isinstance(x, np.ndarray) else x
+                                                 for x in batched])
+            assert_close(f"vmap({name}) vs a loop", got, want, 1e-9,
+                         what=f"vmap({name}), {label}")
 
 
 def _o_source(c: Case):

@@ -41,14 +41,12 @@ import math
 import os
 import re
 import signal
-import sys
 import tempfile
 import traceback
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from hypothesis import assume
 from hypothesis import strategies as st
 
 import s2sad as ad
@@ -1161,7 +1159,7 @@ def _unsupported_lines(g: Gen, env, kind):
     if kind == "kwargs":
         return ["def vk(a, **kw):", "    return a * 2.0", f"{nv} = vk({v})"], 0, r"\*\*|keyword|kwargs"
     if kind == "lambda_varargs":
-        return [f"va = lambda *args: args[0] * 2.0", f"{nv} = va({v})"], 0, r"\*args|variable"
+        return ["va = lambda *args: args[0] * 2.0", f"{nv} = va({v})"], 0, r"\*args|variable"
     if kind == "del":
         return [f"{nv} = {v} * 1.0", f"del {nv}"], 1, "del"
     if kind == "attribute":

@@ -174,6 +174,32 @@ def test_a_return_decided_per_example_under_an_unbatched_test(y):
     np.testing.assert_allclose(ad.vmap(ad.grad(f), in_axes=(0, None))(xs, y), want_grad, rtol=1e-14)
 
 
+def _twice(a):
+    return a * 2.0
+
+
+def rebinds_an_unbatched_argument(x, y):
+    y = x * np.sum(y)           # y comes in unbatched and leaves batched
+    if np.sum(y) <= 2.0:        # the call in a branch decided per example: one loop for all
+        return _twice(np.sum(y)), np.sum(x)
+    return np.sum(y), np.max(y)
+
+
+def test_an_unbatched_argument_rebound_inside_a_function_that_loops_over_the_batch():
+    # found by the vmap fuzz oracle (campaign seed 904), a silently wrong result: the
+    # function ran as one loop over the batch and sliced the unbatched argument y along its
+    # last axis (`y_i = y[..., i]`), so each example read one element of y
+    xs = np.array([[0.5, 0.25], [1.0, 0.5], [0.25, 0.25]])
+    y = np.array([1.0, 0.5, 0.25])                 # np.sum(y) = 1.75
+    got = ad.vmap(rebinds_an_unbatched_argument, in_axes=(0, None))(xs, y)
+    s = 1.75 * xs.sum(axis=1)                       # np.sum of the rebound y: 1.3125, 2.625, 0.875
+    early = s <= 2.0
+    np.testing.assert_allclose(got[0], np.where(early, 2.0 * s, s), rtol=1e-14)
+    np.testing.assert_allclose(got[1], np.where(early, xs.sum(axis=1), 1.75 * xs.max(axis=1)), rtol=1e-14)
+    g = ad.vmap(ad.grad(lambda x, y: sum(rebinds_an_unbatched_argument(x, y))), in_axes=(0, None))(xs, y)
+    np.testing.assert_allclose(g, [[4.5, 4.5], [3.5, 1.75], [4.5, 4.5]], rtol=1e-14)
+
+
 def params_dot(p, x):
     return np.sum(p["w"] * x) + p["b"][0] * np.sum(p["b"][1])
 

@@ -393,6 +393,9 @@ class _BatchPass:
         self.defined = set(params)   # assigned on some path so far
         self.sure = set(params)      # assigned on every path so far
         self.unassigned = set()      # read by batch code where they may be unassigned: None at entry
+        # parameters that come in unbatched and stay so at entry (the whole function as one
+        # loop over the batch reads them whole, even when its body rebinds them)
+        self.unbatched_params = {p for p, flag in zip(params, self.batched_in) if not flag}
         entry = []
         if self.an.whole is not None:
             # the whole function as one loop over the batch
@@ -404,6 +407,7 @@ class _BatchPass:
             for p, flag in zip(params, self.batched_in):
                 if not flag and p in self.b:
                     entry.append(ir.assign(p, self.broadcast(ir.name(p), p in getattr(c, "list_params", ())), src))
+                    self.unbatched_params.discard(p)
             stmts = self.block(body)
             # (None: "this example never assigned it", as a loop over the batch writes it)
             entry.extend(ir.assign(n, ir.const(None), src) for n in sorted(self.unassigned))
@@ -895,7 +899,9 @@ class _BatchPass:
             if n in reads or n in self.defined:
                 if n not in self.defined and n not in self.params:
                     continue
-                if n in self.lists or n in self.opaque or self.maybe_unassigned(n):
+                if n in self.unbatched_params:
+                    value = ir.name(n)
+                elif n in self.lists or n in self.opaque or self.maybe_unassigned(n):
                     self.ns["example"] = batching.example
                     value = ir.call(ir.name("example"), [ir.name(n), ir.name(i)])
                 else:

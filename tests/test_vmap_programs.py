@@ -174,6 +174,22 @@ def test_a_return_decided_per_example_under_an_unbatched_test(y):
     np.testing.assert_allclose(ad.vmap(ad.grad(f), in_axes=(0, None))(xs, y), want_grad, rtol=1e-14)
 
 
+def test_differentiating_a_vmap_that_runs_per_example_is_refused_with_the_line():
+    # grad(vmap(f)) where the batched code loops over the batch used to fail with
+    # "internal: unknown callee 'stack_assigned'"; the per-example helpers have no rules yet
+    xs = np.array([[1.0, 2.0], [2.0, 0.5], [0.5, 1.0]])
+    f = returns_early_under_an_unbatched_test
+    first = f.__code__.co_firstlineno
+
+    def loss(xs):
+        return np.sum(ad.vmap(f, in_axes=(0, None))(xs, 0.7))
+    with pytest.raises(ad.TransformError, match=r"test_vmap_programs\.py:(\d+): differentiating this "
+                                                r"vmap is not supported yet.*hint: apply vmap last") as e:
+        ad.grad(loss)(xs)
+    assert first < e.value.lineno <= first + 3    # a line of the branches decided per example
+    np.testing.assert_allclose(ad.vmap(ad.grad(f), in_axes=(0, None))(xs, 0.7)[:, 1], [0.7, 0.7, 0.7])
+
+
 def _twice(a):
     return a * 2.0
 

@@ -27,6 +27,8 @@ statement that reads it runs as a loop over the batch.
 
 A batched custom_jvp / custom_vjp function is its primal code batched: differentiating it
 again is refused (jvp.py), since the rule would be lost; vmap(grad(f)) keeps the rule.
+So is differentiating batched code that calls a per-example helper (`example`,
+`stack_examples`, `stack_assigned`, `select_assigned`, `with_batch_items`: no rules yet).
 
 The result is a `Derived` callee ``f_vmap(*params)`` over the same arguments, batched
 ones with their batch axis last, returning the outputs, batched ones with their batch
@@ -86,7 +88,18 @@ def batch_callee(callee, batched_in) -> Derived:
     except BaseException:
         _BATCHED.pop(key, None)
         raise
+    # the earliest call of a batching helper without derivative rules, with its line
+    # (differentiating the batched code is refused, see jvp.py)
+    found = sorted((getattr(n, "lineno", None) or 0, n.func.id) for n in gast.walk(d.fdef)
+                   if isinstance(n, gast.Call) and isinstance(n.func, gast.Name) and n.func.id in _UNRULED
+                   and d.namespace.get(n.func.id) is getattr(batching, n.func.id))
+    d.unruled = (found[0][1], found[0][0] or None) if found else None
     return d
+
+
+# helpers of per-example code (loops over the batch, selects of maybe-unassigned values)
+# that are not registered primitives: no JVP or transpose rules yet
+_UNRULED = ("example", "stack_examples", "stack_assigned", "select_assigned", "with_batch_items")
 
 
 def _elementwise(prim):

@@ -81,6 +81,13 @@ def jvp_callee(callee, active_in, reverse=False) -> Derived:
     from s2sad.runtime.custom import custom_vjp
     if isinstance(custom, custom_vjp):
         raise TypeError("can't apply forward-mode autodiff (jvp) to a custom_vjp function.")
+    unruled = getattr(callee, "unruled", None)
+    if unruled:
+        helper, lineno = unruled
+        raise TransformError(f"differentiating this vmap is not supported yet: its batched code runs "
+                             f"per example here and needs `{helper}`, which has no derivative rule",
+                             filename=callee.filename, lineno=lineno,
+                             hint="apply vmap last: vmap(grad(f)) instead of grad(vmap(f))")
     name = f"{callee.name}_jvp"
     if not all(active_in) and any(active_in):
         which = [p for p, a in zip(callee.params, active_in) if a]
